@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine:
+#   make run    both functions behind a local HTTP API on an embedded Postgres, with demo data
+#   make test   lint, types, the whole pytest suite, and the SAM checks (sam validate --lint,
+#               cfn-lint, sam build) -- exactly what .ci/run runs
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 PYENV_VERSION=3.11.7:3.12.1:3.13.0
+SAM_BUILD_DIR ?= .aws-sam/build
+
+.PHONY: run test lint typecheck pytest sam-check invoke bench clean
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/python -m devtools.local_api $(ARGS)
+
+test: lint typecheck pytest sam-check
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy layers/shared functions devtools
+
+pytest: $(VENV)/.installed
+	$(VENV)/bin/pytest
+
+sam-check: $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-dir $(SAM_BUILD_DIR)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,82 @@
+-- Idempotent DDL for every table of DESIGN §4 (safe to run on every start).
+-- Column names and meanings are fixed by the registry that owns the data; extra columns
+-- are nullable or defaulted so a row written with only the fixed columns stays valid.
+
+CREATE TABLE IF NOT EXISTS organizations (
+    id          uuid PRIMARY KEY,
+    name        text NOT NULL,
+    plan        text NOT NULL CHECK (plan IN ('free', 'pro', 'team')),
+    limits_json jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE IF NOT EXISTS workspaces (
+    id     uuid PRIMARY KEY,
+    org_id uuid NOT NULL REFERENCES organizations (id)
+);
+CREATE INDEX IF NOT EXISTS workspaces_org_id_idx ON workspaces (org_id);
+
+CREATE TABLE IF NOT EXISTS org_settings (
+    org_id        uuid NOT NULL,
+    setting_key   text NOT NULL,
+    setting_value jsonb,
+    UNIQUE (org_id, setting_key)
+);
+
+CREATE TABLE IF NOT EXISTS usage_counters (
+    org_id         uuid NOT NULL,
+    period_start   date NOT NULL,
+    ai_tokens_used bigint NOT NULL DEFAULT 0,
+    UNIQUE (org_id, period_start)
+);
+
+-- One row per metered LLM call: makes metering idempotent per Lambda request id, so a
+-- statement retried after a dropped connection (or a retried invocation) never charges twice.
+CREATE TABLE IF NOT EXISTS usage_ledger (
+    request_id   text PRIMARY KEY,
+    org_id       uuid NOT NULL,
+    period_start date NOT NULL,
+    tokens       bigint NOT NULL,
+    charged_at   timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS runtime_captures (
+    id                     bigserial PRIMARY KEY,
+    workspace_id           uuid NOT NULL,
+    occurred_at            timestamptz NOT NULL DEFAULT now(),
+    method                 text NOT NULL,
+    path                   text NOT NULL,
+    status_code            int,
+    request_body           text,
+    request_body_encoding  text DEFAULT 'utf8',
+    response_body          text,
+    response_body_encoding text DEFAULT 'utf8'
+);
+-- The sampler's LATERAL lookup: equality on (workspace, upper(method), path), newest first.
+CREATE INDEX IF NOT EXISTS runtime_captures_sampler_idx
+    ON runtime_captures (workspace_id, upper(method), path, occurred_at DESC);
+
+CREATE TABLE IF NOT EXISTS graph_nodes (
+    graph      text NOT NULL DEFAULT 'default',
+    id         uuid NOT NULL,
+    ntype      text,
+    summary    text,
+    props      jsonb NOT NULL DEFAULT '{}',
+    tombstoned boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (graph, id)
+);
+-- Seed search: full text over the summary and the property values.
+CREATE INDEX IF NOT EXISTS graph_nodes_fts_idx ON graph_nodes USING gin (
+    (to_tsvector('simple', coalesce(summary, '') || ' ' || coalesce(jsonb_path_query_array(props, 'strict $.**')::text, '')))
+);
+
+CREATE TABLE IF NOT EXISTS graph_edges (
+    graph  text NOT NULL DEFAULT 'default',
+    id     uuid NOT NULL,
+    etype  text,
+    src    uuid NOT NULL,
+    dst    uuid NOT NULL,
+    weight double precision NOT NULL DEFAULT 1.0,
+    props  jsonb NOT NULL DEFAULT '{}'
+);
+-- Hop expansion: edges out of a frontier, within one graph.
+CREATE INDEX IF NOT EXISTS graph_edges_src_idx ON graph_edges (graph, src) INCLUDE (dst, weight, etype);

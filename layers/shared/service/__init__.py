@@ -1,0 +1,1 @@
+"""Shared domain code of the contract-drift scorer and traverse_answer (the Lambda layer)."""

@@ -1,0 +1,126 @@
+"""The environment, parsed once per process into a validated model (DESIGN §3)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from service.errors import InternalError
+
+TRAVERSE_WALL_BOUNDS_MS = (500, 30_000)
+TRAVERSE_HOPS_BOUNDS = (1, 16)
+DEFAULT_TRAVERSE_WALL_MS = 5_000
+DEFAULT_TRAVERSE_MAX_HOPS = 3
+
+PUBLIC_LLM_ENDPOINTS = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+def clamp(value: int, low: int, high: int) -> int:
+    """``value`` forced into ``[low, high]``."""
+    return max(low, min(high, value))
+
+
+def parse_flag(raw: str | None) -> bool:
+    """DESIGN §6.2: ``true``, ``1``, ``yes``, ``on`` in any case switch a flag on."""
+    return raw is not None and raw.strip().lower() in TRUE_WORDS
+
+
+def parse_clamped_int(raw: str | None, default: int, bounds: tuple[int, int]) -> int:
+    """An integer setting: absent or unparsable gives the default, anything else is clamped."""
+    try:
+        value = int(raw) if raw not in (None, "") else default
+    except ValueError:
+        value = default
+    return clamp(value, *bounds)
+
+
+def normalise_base_url(url: str) -> str:
+    """Base URL without a trailing slash or ``/v1`` (users often paste ``.../v1``)."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    return url
+
+
+class Settings(BaseModel):
+    """Every knob of both functions; build it with :func:`get_settings`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    internal_token_secret_id: str | None = None
+    database_url: str | None = None
+    database_secret_id: str | None = None
+    byok_encryption_key_secret_id: str | None = None
+    platform_llm_secret_id: str | None = None
+    platform_llm_provider: Literal["openai", "anthropic"] = "openai"
+    platform_llm_model: str = "gpt-4o-mini"
+    platform_llm_endpoint: str = PUBLIC_LLM_ENDPOINTS["openai"]
+    traverse_experimental_enabled: bool = False
+    traverse_hard_wall_ms: int = DEFAULT_TRAVERSE_WALL_MS
+    traverse_max_hops: int = DEFAULT_TRAVERSE_MAX_HOPS
+    # How long the internal token is trusted from the warm cache, and how often a wrong
+    # token may force a re-read (so a rotated secret is picked up without a cold start
+    # while a flood of wrong tokens cannot become a flood of Secrets Manager calls).
+    token_cache_seconds: int = 60
+    token_refresh_min_interval_seconds: float = 5.0
+    # Other secrets (LLM keys, BYOK passphrase, database credentials) change rarely.
+    secret_cache_seconds: int = 300
+
+    @field_validator("platform_llm_endpoint")
+    @classmethod
+    def _strip_v1(cls, value: str) -> str:
+        return normalise_base_url(value)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read DESIGN §3's variables; empty values count as unset."""
+
+        def opt(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        provider = (opt("PLATFORM_LLM_PROVIDER") or "openai").lower()
+        raw: dict[str, object] = {
+            "internal_token_secret_id": opt("INTERNAL_TOKEN_SECRET_ID"),
+            "database_url": opt("DATABASE_URL"),
+            "database_secret_id": opt("DATABASE_SECRET_ID"),
+            "byok_encryption_key_secret_id": opt("BYOK_ENCRYPTION_KEY_SECRET_ID"),
+            "platform_llm_secret_id": opt("PLATFORM_LLM_SECRET_ID"),
+            "platform_llm_provider": provider,
+            "platform_llm_model": opt("PLATFORM_LLM_MODEL") or "gpt-4o-mini",
+            "platform_llm_endpoint": opt("PLATFORM_LLM_ENDPOINT")
+            or PUBLIC_LLM_ENDPOINTS.get(provider, PUBLIC_LLM_ENDPOINTS["openai"]),
+            "traverse_experimental_enabled": parse_flag(env.get("TRAVERSE_EXPERIMENTAL_ENABLED")),
+            "traverse_hard_wall_ms": parse_clamped_int(
+                env.get("TRAVERSE_HARD_WALL_MS"), DEFAULT_TRAVERSE_WALL_MS, TRAVERSE_WALL_BOUNDS_MS
+            ),
+            "traverse_max_hops": parse_clamped_int(
+                env.get("TRAVERSE_MAX_HOPS"), DEFAULT_TRAVERSE_MAX_HOPS, TRAVERSE_HOPS_BOUNDS
+            ),
+        }
+        for name, field in (
+            ("INTERNAL_TOKEN_CACHE_SECONDS", "token_cache_seconds"),
+            ("INTERNAL_TOKEN_REFRESH_MIN_INTERVAL_SECONDS", "token_refresh_min_interval_seconds"),
+            ("SECRET_CACHE_SECONDS", "secret_cache_seconds"),
+        ):
+            if (value := opt(name)) is not None:
+                raw[field] = value
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            fields = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+            raise InternalError("Service configuration is invalid", {"fields": fields}) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use (tests call ``get_settings.cache_clear()``)."""
+    return Settings.from_env(os.environ)

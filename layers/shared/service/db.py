@@ -1,0 +1,206 @@
+"""PostgreSQL access (pg8000): one connection per process, reused across warm invokes.
+
+The connection is per thread, so a local server running handlers on several threads never
+shares one. A connection that dropped while the function was idle is replaced once,
+transparently; anything else becomes a typed :class:`~service.errors.DatabaseError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError as PgDatabaseError
+from pg8000.exceptions import InterfaceError as PgInterfaceError
+
+from service.config import get_settings
+from service.errors import DatabaseError, InternalError
+from service.observability import logger
+from service.secrets import read_secret
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+# SQLSTATEs that mean "this session is gone": admin shutdown/termination, crash, connection failures.
+CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
+QUERY_CANCELED = "57014"
+
+
+class StatementTimeout(DatabaseError):
+    """A statement was cancelled by ``statement_timeout`` (the caller's wall ran out)."""
+
+
+@dataclass(frozen=True)
+class ConnectionParams:
+    """What pg8000 needs to open a connection."""
+
+    user: str
+    database: str
+    password: str | None = None
+    host: str | None = None
+    port: int = 5432
+    unix_sock: str | None = None
+    tls: str | None = None
+
+    def connect(self) -> pg8000.native.Connection:
+        ssl_context: ssl.SSLContext | None = None
+        if self.tls in ("require", "prefer"):
+            ssl_context = ssl.create_default_context()
+            ssl_context.check_hostname = False
+            ssl_context.verify_mode = ssl.CERT_NONE
+        elif self.tls in ("verify-ca", "verify-full"):
+            ssl_context = ssl.create_default_context()
+        return pg8000.native.Connection(
+            user=self.user,
+            password=self.password,
+            host=self.host or "localhost",
+            port=self.port,
+            database=self.database,
+            unix_sock=self.unix_sock,
+            ssl_context=ssl_context,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name="contract-drift-service",
+        )
+
+
+def parse_database_url(url: str) -> ConnectionParams:
+    """``postgresql://user:pass@host:port/db``; ``?host=/dir`` selects ``/dir/.s.PGSQL.<port>``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise InternalError("DATABASE_URL must be a postgresql:// URL")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    port = parts.port or int(query.get("port", 5432))
+    socket_dir = query.get("host")
+    host = parts.hostname
+    unix_sock = None
+    if socket_dir and socket_dir.startswith("/"):
+        unix_sock = f"{socket_dir.rstrip('/')}/.s.PGSQL.{port}"
+    elif socket_dir:
+        host = socket_dir
+    return ConnectionParams(
+        user=unquote(parts.username or query.get("user", "postgres")),
+        password=unquote(parts.password) if parts.password else None,
+        host=host,
+        port=port,
+        database=unquote(parts.path.lstrip("/")) or query.get("dbname", "postgres"),
+        unix_sock=unix_sock,
+        tls=query.get("sslmode"),
+    )
+
+
+def params_from_rds_secret(secret: str) -> ConnectionParams:
+    """The RDS-managed secret form ``{host, port, username, password, dbname}``."""
+    try:
+        data = json.loads(secret)
+        return ConnectionParams(
+            user=str(data["username"]),
+            password=str(data["password"]),
+            host=str(data["host"]),
+            port=int(data.get("port", 5432)),
+            database=str(data.get("dbname", "postgres")),
+            tls=data.get("sslmode"),
+        )
+    except (ValueError, KeyError, TypeError):
+        raise InternalError("DATABASE_SECRET_ID does not hold an RDS-style JSON secret") from None
+
+
+def connection_params() -> ConnectionParams:
+    settings = get_settings()
+    if settings.database_url:
+        return parse_database_url(settings.database_url)
+    if settings.database_secret_id:
+        secret = read_secret(settings.database_secret_id)
+        if secret is None:
+            raise InternalError("Database secret is not configured")
+        return params_from_rds_secret(secret)
+    raise InternalError("Database is not configured (DATABASE_URL or DATABASE_SECRET_ID)")
+
+
+def _sqlstate(exc: PgDatabaseError) -> str:
+    detail = exc.args[0] if exc.args else None
+    return str(detail.get("C", "")) if isinstance(detail, dict) else ""
+
+
+def _is_connection_lost(exc: Exception) -> bool:
+    if isinstance(exc, PgInterfaceError | OSError):
+        return True
+    return isinstance(exc, PgDatabaseError) and _sqlstate(exc) in CONNECTION_LOST_STATES
+
+
+@dataclass
+class _Session:
+    connection: pg8000.native.Connection | None = None
+    statement_timeout_ms: int = 0
+
+
+class Database:
+    """Runs SQL on the thread's connection, reconnecting once when it was lost."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _session(self) -> _Session:
+        session: _Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = _Session()
+            self._local.session = session
+        return session
+
+    def _connection(self) -> pg8000.native.Connection:
+        session = self._session()
+        if session.connection is None:
+            try:
+                session.connection = connection_params().connect()
+            except (PgInterfaceError, PgDatabaseError, OSError) as exc:
+                logger.error("Database connection failed", extra={"error": str(exc)})
+                raise DatabaseError("Database is unavailable") from None
+            session.statement_timeout_ms = 0
+        return session.connection
+
+    def close(self) -> None:
+        """Drop this thread's connection (tests, and after a fatal error)."""
+        session = self._session()
+        if session.connection is not None:
+            with contextlib.suppress(Exception):  # the connection is being thrown away anyway
+                session.connection.close()
+        session.connection = None
+
+    def _execute(self, sql: str, timeout_ms: int | None, params: dict[str, Any]) -> list[list[Any]]:
+        connection = self._connection()
+        session = self._session()
+        wanted = max(1, int(timeout_ms)) if timeout_ms is not None else 0
+        if wanted != session.statement_timeout_ms:
+            connection.run("SELECT set_config('statement_timeout', :value, false)", value=f"{wanted}ms")
+            session.statement_timeout_ms = wanted
+        rows = connection.run(sql, **params)
+        return rows or []
+
+    def query(self, sql: str, *, timeout_ms: int | None = None, **params: Any) -> list[list[Any]]:
+        """Rows of ``sql`` (``:name`` placeholders), under ``statement_timeout`` if given.
+
+        Every statement the service sends is safe to repeat (reads, and metering keyed by
+        request id), so one retry on a fresh connection is always allowed.
+        """
+        for attempt in (1, 2):
+            try:
+                return self._execute(sql, timeout_ms, params)
+            except (PgInterfaceError, PgDatabaseError, OSError) as exc:
+                if isinstance(exc, PgDatabaseError) and _sqlstate(exc) == QUERY_CANCELED:
+                    raise StatementTimeout("Statement cancelled by its time limit") from None
+                lost = _is_connection_lost(exc)
+                if lost:
+                    self.close()
+                if lost and attempt == 1:
+                    logger.info("Database connection lost; reconnecting once")
+                    continue
+                state = _sqlstate(exc) if isinstance(exc, PgDatabaseError) else None
+                logger.error("Database query failed", extra={"error": str(exc), "sqlstate": state})
+                raise DatabaseError("Database query failed") from None
+        raise DatabaseError("Database query failed")  # pragma: no cover - loop always returns or raises
+
+
+database = Database()

@@ -1,0 +1,124 @@
+"""Turn an LLM's free text into validated findings (DESIGN §5 rule 9).
+
+The model may wrap its JSON in prose or code fences, invent severities, or talk about
+endpoints nobody asked about: whatever parses and fits is kept, the rest dropped. Parsing
+never raises, whatever the text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from service.drift.models import Finding
+
+MAX_TEXT_CHARS = 500_000
+MAX_DECODE_ATTEMPTS = 200
+MAX_FIELD_CHARS = 4_000
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_SEVERITY_WORDS = {"breaking": "breaking", "nonbreaking": "non_breaking", "cosmetic": "cosmetic"}
+
+
+class NoJsonFound(ValueError):
+    """The reply held no JSON array of findings at all."""
+
+
+def _candidates(text: str) -> list[Any]:
+    """JSON values found in ``text``: the whole, then fenced blocks, then embedded values."""
+    found: list[Any] = []
+    decoder = json.JSONDecoder()
+    for chunk in [text, *(m.group(1) for m in _FENCE.finditer(text))]:
+        try:
+            found.append(json.loads(chunk))
+            return found
+        except ValueError:
+            pass
+    attempts = 0
+    for match in re.finditer(r"[\[{]", text):
+        attempts += 1
+        if attempts > MAX_DECODE_ATTEMPTS:
+            break
+        try:
+            value, _end = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        found.append(value)
+        if isinstance(value, list):
+            break
+    return found
+
+
+def _as_item_list(value: Any) -> list[Any] | None:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        inner = value.get("findings")
+        if isinstance(inner, list):
+            return inner
+        if "severity" in value:
+            return [value]
+    return None
+
+
+def normalise_endpoint(raw: str) -> str:
+    """``" get   /users "`` → ``"GET /users"``."""
+    method, _, path = raw.strip().partition(" ")
+    return f"{method.upper()} {path.strip()}"
+
+
+def _severity(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    return _SEVERITY_WORDS.get(re.sub(r"[\s_\-]", "", raw.lower()))
+
+
+def _confidence(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else max(0.0, min(1.0, value))
+
+
+def _text(raw: Any) -> str | None:
+    return raw.strip()[:MAX_FIELD_CHARS] if isinstance(raw, str) and raw.strip() else None
+
+
+def _finding(item: Any, allowed_endpoints: set[str]) -> Finding | None:
+    if not isinstance(item, dict):
+        return None
+    severity = _severity(item.get("severity"))
+    endpoint = normalise_endpoint(item["endpoint"]) if isinstance(item.get("endpoint"), str) else None
+    description = _text(item.get("description"))
+    confidence = _confidence(item.get("confidence"))
+    if severity is None or endpoint not in allowed_endpoints or description is None or confidence is None:
+        return None
+    rationale = _text(item.get("rationale")) or ""
+    return Finding(
+        severity=severity,  # type: ignore[arg-type]  # narrowed by _SEVERITY_WORDS
+        endpoint=endpoint,
+        description=description,
+        confidence=confidence,
+        rationale=rationale,
+    )
+
+
+def parse_findings(text: str, allowed_endpoints: set[str]) -> list[Finding]:
+    """Findings in ``text`` about ``allowed_endpoints`` ("METHOD /path").
+
+    Raises :class:`NoJsonFound` only when no JSON array (or ``{"findings": [...]}``) is there
+    at all: that reply is a failed call, not an empty verdict.
+    """
+    items: list[Any] | None = None
+    for value in _candidates(text[:MAX_TEXT_CHARS] if isinstance(text, str) else ""):
+        items = _as_item_list(value)
+        if items is not None:
+            break
+    if items is None:
+        raise NoJsonFound("no JSON findings in the model's reply")
+    findings = [f for f in (_finding(item, allowed_endpoints) for item in items) if f is not None]
+    return findings

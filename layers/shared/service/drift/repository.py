@@ -1,0 +1,146 @@
+"""SQL of the contract-drift scorer: organization context, sampling, metering."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from service.db import Database
+from service.drift.models import Endpoint
+
+ORG_CONTEXT_SQL = """
+SELECT o.plan,
+       o.limits_json,
+       EXISTS (SELECT 1 FROM workspaces w WHERE w.id = :workspace_id AND w.org_id = o.id),
+       (SELECT s.setting_value FROM org_settings s WHERE s.org_id = o.id AND s.setting_key = 'byok'),
+       (SELECT s.setting_value FROM org_settings s WHERE s.org_id = o.id AND s.setting_key = 'quota'),
+       COALESCE((SELECT u.ai_tokens_used FROM usage_counters u
+                 WHERE u.org_id = o.id AND u.period_start = :period_start), 0)
+FROM organizations o
+WHERE o.id = :org_id
+"""
+
+# All endpoints in one round trip: the wanted pairs are unnested with their request order, and
+# a LATERAL subquery walks the (workspace_id, upper(method), path, occurred_at DESC) index for
+# each, stopping after :per_endpoint rows.
+SAMPLES_SQL = """
+SELECT w.ord, w.method, w.path, c.status_code, c.occurred_at,
+       c.request_body, c.request_body_encoding, c.response_body, c.response_body_encoding
+FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[])) WITH ORDINALITY AS w(method, path, ord)
+CROSS JOIN LATERAL (
+    SELECT rc.status_code, rc.occurred_at, rc.request_body, rc.request_body_encoding,
+           rc.response_body, rc.response_body_encoding
+    FROM runtime_captures rc
+    WHERE rc.workspace_id = :workspace_id
+      AND upper(rc.method) = w.method
+      AND rc.path = w.path
+      AND rc.occurred_at >= now() - interval '24 hours'
+    ORDER BY rc.occurred_at DESC
+    LIMIT :per_endpoint
+) c
+ORDER BY w.ord, c.occurred_at DESC
+"""
+
+# Idempotent per request id: a retried statement (or a retried invocation) charges once.
+METER_SQL = """
+WITH charged AS (
+    INSERT INTO usage_ledger (request_id, org_id, period_start, tokens)
+    VALUES (:request_id, :org_id, :period_start, :tokens)
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING org_id, period_start, tokens
+)
+INSERT INTO usage_counters (org_id, period_start, ai_tokens_used)
+SELECT org_id, period_start, tokens FROM charged
+ON CONFLICT (org_id, period_start)
+DO UPDATE SET ai_tokens_used = usage_counters.ai_tokens_used + EXCLUDED.ai_tokens_used
+"""
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    """What routing and quota need to know about the calling organization."""
+
+    plan: str
+    limits: dict[str, Any]
+    workspace_belongs: bool
+    byok_setting: dict[str, Any] | None
+    quota_setting: dict[str, Any] | None
+    tokens_used_this_month: int
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One captured exchange, bodies as stored (decoding is the prompt builder's job)."""
+
+    endpoint: Endpoint
+    status_code: int | None
+    occurred_at: datetime
+    request_body: str | None
+    request_body_encoding: str | None
+    response_body: str | None
+    response_body_encoding: str | None
+
+
+def _as_json_object(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def month_start(today: date) -> date:
+    return today.replace(day=1)
+
+
+class DriftRepository:
+    """Data access of the scorer over a :class:`~service.db.Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def org_context(self, org_id: UUID, workspace_id: UUID, period_start: date) -> OrgContext | None:
+        rows = self._db.query(ORG_CONTEXT_SQL, org_id=org_id, workspace_id=workspace_id, period_start=period_start)
+        if not rows:
+            return None
+        plan, limits, workspace_ok, byok, quota, used = rows[0]
+        return OrgContext(
+            plan=str(plan),
+            limits=_as_json_object(limits) or {},
+            workspace_belongs=bool(workspace_ok),
+            byok_setting=_as_json_object(byok),
+            quota_setting=_as_json_object(quota),
+            tokens_used_this_month=int(used),
+        )
+
+    def recent_samples(self, workspace_id: UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Capture]:
+        """Newest captures of the last 24 h for every endpoint, in one SQL statement."""
+        if not endpoints:
+            return []
+        rows = self._db.query(
+            SAMPLES_SQL,
+            methods=[e.method.upper() for e in endpoints],
+            paths=[e.path for e in endpoints],
+            workspace_id=workspace_id,
+            per_endpoint=per_endpoint,
+        )
+        return [
+            Capture(
+                endpoint=Endpoint(method=method, path=path),
+                status_code=status,
+                occurred_at=occurred_at,
+                request_body=req_body,
+                request_body_encoding=req_enc,
+                response_body=resp_body,
+                response_body_encoding=resp_enc,
+            )
+            for _ord, method, path, status, occurred_at, req_body, req_enc, resp_body, resp_enc in rows
+        ]
+
+    def meter_platform_tokens(self, request_id: str, org_id: UUID, period_start: date, tokens: int) -> None:
+        """Add ``tokens`` to the month's counter atomically, once per ``request_id``."""
+        self._db.query(METER_SQL, request_id=request_id, org_id=org_id, period_start=period_start, tokens=tokens)

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real PostgreSQL, Secrets Manager on a moto server, an HTTP LLM.
+
+All three are started once per test session by the test run itself; each test gets empty
+tables, fresh secrets and an unscripted LLM.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from devtools.aws import delete_secret, put_secret, start_moto, use_local_aws
+from devtools.fake_llm import FakeLlmServer
+from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
+from service.config import get_settings
+from service.db import database
+from service.secrets import token_verifier
+
+INTERNAL_TOKEN = "test-internal-token-0123456789"
+TOKEN_SECRET = "test/internal-token"
+PLATFORM_KEY = "sk-platform-test"
+PLATFORM_SECRET = "test/platform-llm-key"
+BYOK_PASSPHRASE = "byok passphrase for tests"
+BYOK_SECRET = "test/byok-passphrase"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    database.close()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    server, endpoint = start_moto()
+    use_local_aws(endpoint)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLlmServer]:
+    server = FakeLlmServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_db(postgres: EmbeddedPostgres) -> Iterator[Any]:
+    """A connection of the tests' own, to arrange data and check what the service wrote."""
+    connection = postgres.connect()
+    yield connection
+    connection.close()
+
+
+def reset_service_caches() -> None:
+    """Forget everything the warm process cached (as a cold start would)."""
+    get_settings.cache_clear()
+    parameters.clear_caches()
+    token_verifier._last_forced_refresh = float("-inf")
+
+
+@pytest.fixture
+def service_env(
+    monkeypatch: pytest.MonkeyPatch,
+    postgres: EmbeddedPostgres,
+    aws_endpoint: str,
+    llm_server: FakeLlmServer,
+    admin_db: Any,
+) -> Iterator[dict[str, str]]:
+    """The environment of a deployed function, pointing at the local stand-ins."""
+    truncate_app_tables(admin_db)
+    llm_server.reset()
+    for name, value in (
+        (TOKEN_SECRET, INTERNAL_TOKEN),
+        (PLATFORM_SECRET, PLATFORM_KEY),
+        (BYOK_SECRET, BYOK_PASSPHRASE),
+    ):
+        put_secret(name, value, aws_endpoint)
+    env = {
+        "DATABASE_URL": postgres.url,
+        "INTERNAL_TOKEN_SECRET_ID": TOKEN_SECRET,
+        "PLATFORM_LLM_SECRET_ID": PLATFORM_SECRET,
+        "BYOK_ENCRYPTION_KEY_SECRET_ID": BYOK_SECRET,
+        "PLATFORM_LLM_PROVIDER": "openai",
+        "PLATFORM_LLM_MODEL": "gpt-4o-mini",
+        "PLATFORM_LLM_ENDPOINT": llm_server.base_url,
+        "POWERTOOLS_METRICS_NAMESPACE": "Tests",
+        "POWERTOOLS_SERVICE_NAME": "tests",
+    }
+    for name in ("DATABASE_SECRET_ID", "TRAVERSE_EXPERIMENTAL_ENABLED", "TRAVERSE_HARD_WALL_MS", "TRAVERSE_MAX_HOPS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_service_caches()
+    yield env
+    reset_service_caches()
+
+
+@pytest.fixture
+def clean_secret(aws_endpoint: str) -> Iterator[Any]:
+    """Delete secrets a test removes, and restore the standard ones afterwards."""
+    removed: list[str] = []
+
+    def remove(name: str) -> None:
+        delete_secret(name, aws_endpoint)
+        removed.append(name)
+
+    yield remove
+    for name in removed:
+        value = {TOKEN_SECRET: INTERNAL_TOKEN, PLATFORM_SECRET: PLATFORM_KEY, BYOK_SECRET: BYOK_PASSPHRASE}.get(name)
+        if value:
+            put_secret(name, value, aws_endpoint)
+
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_DEV", "false")

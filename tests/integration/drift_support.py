@@ -1,0 +1,61 @@
+"""Calling the drift function the way its two kinds of callers do."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from devtools.events import http_event, reply_json
+from devtools.lambda_context import LocalLambdaContext
+from devtools.seed import Tenant
+from tests.conftest import INTERNAL_TOKEN
+
+SCORE_PATH = "/api/v1/internal/contract-diff/score"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_handler(function_dir: str) -> ModuleType:
+    """``functions/<dir>/app.py`` loaded as Lambda loads it (by path, not as a package)."""
+    spec = importlib.util.spec_from_file_location(f"{function_dir}_app", ROOT / "functions" / function_dir / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+drift_app = load_handler("contract_drift")
+
+
+def score_body(tenant: Tenant, endpoints: list[tuple[str, str]], **extra: Any) -> dict[str, Any]:
+    return {
+        "org_id": str(tenant.org_id),
+        "workspace_id": str(tenant.workspace_id),
+        "spec_excerpt": "paths:\n  /users/{id}:\n    get:\n      responses:\n        '200': {}\n",
+        "endpoints": [{"method": m, "path": p} for m, p in endpoints],
+        **extra,
+    }
+
+
+def call_http(
+    body: Any,
+    *,
+    token: str | None = INTERNAL_TOKEN,
+    timeout_ms: int = 30_000,
+    path: str = SCORE_PATH,
+    method: str = "POST",
+    **event_options: Any,
+) -> tuple[int, Any]:
+    event = http_event(method, path, body, token=token, **event_options)
+    reply = drift_app.lambda_handler(event, LocalLambdaContext("ContractDriftFunction", timeout_ms=timeout_ms))
+    return reply["statusCode"], reply_json(reply)
+
+
+def call_direct(payload: Any, *, timeout_ms: int = 30_000, request_id: str | None = None) -> dict[str, Any]:
+    context = LocalLambdaContext(
+        "ContractDriftFunction", timeout_ms=timeout_ms, aws_request_id=request_id or str(uuid.uuid4())
+    )
+    result: dict[str, Any] = drift_app.lambda_handler(payload, context)
+    return result
