@@ -1,0 +1,70 @@
+"""Environment parsing shared by both functions (DESIGN §3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.config import Settings, normalise_base_url
+from service.db import params_from_rds_secret, parse_database_url
+from service.errors import InternalError
+
+
+def test_defaults():
+    settings = Settings.from_env({})
+    assert settings.platform_llm_provider == "openai"
+    assert settings.platform_llm_model == "gpt-4o-mini"
+    assert settings.platform_llm_endpoint == "https://api.openai.com"
+    assert settings.internal_token_secret_id is None
+
+
+def test_anthropic_default_endpoint_and_trailing_v1_tolerated():
+    assert (
+        Settings.from_env({"PLATFORM_LLM_PROVIDER": "Anthropic"}).platform_llm_endpoint == "https://api.anthropic.com"
+    )
+    settings = Settings.from_env({"PLATFORM_LLM_ENDPOINT": "http://127.0.0.1:9/v1/"})
+    assert settings.platform_llm_endpoint == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(("given", "expected"), [("https://x/v1", "https://x"), ("https://x/", "https://x")])
+def test_normalise_base_url(given: str, expected: str):
+    assert normalise_base_url(given) == expected
+
+
+def test_unknown_provider_is_a_configuration_error():
+    with pytest.raises(InternalError) as raised:
+        Settings.from_env({"PLATFORM_LLM_PROVIDER": "gemini"})
+    assert raised.value.details == {"fields": ["platform_llm_provider"]}
+
+
+def test_blank_variables_count_as_unset():
+    assert Settings.from_env({"DATABASE_URL": "  ", "INTERNAL_TOKEN_SECRET_ID": ""}).database_url is None
+
+
+def test_database_url_with_unix_socket_query():
+    params = parse_database_url("postgresql://postgres:@/postgres?host=/tmp/pg")
+    assert params.unix_sock == "/tmp/pg/.s.PGSQL.5432"
+    assert (params.user, params.database, params.password) == ("postgres", "postgres", None)
+
+
+def test_database_url_with_port_password_and_tls():
+    params = parse_database_url("postgresql://app:p%40ss@db.example:6543/drift?sslmode=require")
+    assert (params.host, params.port, params.password, params.database, params.tls) == (
+        "db.example",
+        6543,
+        "p@ss",
+        "drift",
+        "require",
+    )
+    assert parse_database_url("postgres://u@/d?host=/s&port=5433").unix_sock == "/s/.s.PGSQL.5433"
+
+
+def test_rds_secret_form():
+    params = params_from_rds_secret('{"host":"h","port":5433,"username":"u","password":"p","dbname":"d"}')
+    assert (params.host, params.port, params.user, params.password, params.database) == ("h", 5433, "u", "p", "d")
+    with pytest.raises(InternalError):
+        params_from_rds_secret('{"host": "h"}')
+
+
+def test_non_postgres_url_is_refused():
+    with pytest.raises(InternalError):
+        parse_database_url("mysql://x@y/z")
