@@ -87,6 +87,9 @@ class FakeLlmServer:
         self.requests: list[RecordedRequest] = []
         self.script: deque[Step] = deque()
         self.completed_tokens = 0
+        # Requests that arrived before the last reset() (a slow one a test gave up on) must
+        # not count towards the next test's figures.
+        self._generation = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -100,6 +103,7 @@ class FakeLlmServer:
             self.requests.clear()
             self.script.clear()
             self.completed_tokens = 0
+            self._generation += 1
 
     def enqueue(self, *steps: Step) -> None:
         with self._lock:
@@ -128,6 +132,7 @@ class FakeLlmServer:
                 recorded = RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, payload)
                 with server._lock:
                     server.requests.append(recorded)
+                    generation = server._generation
                 step = server._next_step()
                 if step.delay_s:
                     time.sleep(step.delay_s)
@@ -135,7 +140,7 @@ class FakeLlmServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                body = step.body if step.body is not None else server._completion(self.path, recorded, step)
+                body = step.body if step.body is not None else server._completion(self.path, recorded, step, generation)
                 self.send_response(step.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -149,12 +154,12 @@ class FakeLlmServer:
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self.base_url
 
-    def _completion(self, path: str, request: RecordedRequest, step: Step) -> bytes:
+    def _completion(self, path: str, request: RecordedRequest, step: Step, generation: int) -> bytes:
         prompt = request.user_prompt
         text = step.text if step.text is not None else default_completion_text(prompt)
         prompt_tokens, output_tokens = token_counts(len(prompt) + len(request.system_prompt), text)
-        if step.status == 200:
-            with self._lock:
+        with self._lock:
+            if step.status == 200 and generation == self._generation:
                 self.completed_tokens += prompt_tokens + output_tokens
         model = str(request.body.get("model", "fake-model"))
         if path.endswith("/v1/messages"):

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from devtools.events import http_event, reply_json
+from devtools.handlers import load_handler
 from devtools.lambda_context import LocalLambdaContext
 from devtools.seed import Tenant
 from tests.conftest import INTERNAL_TOKEN
 
 SCORE_PATH = "/api/v1/internal/contract-diff/score"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_handler(function_dir: str) -> ModuleType:
-    """``functions/<dir>/app.py`` loaded as Lambda loads it (by path, not as a package)."""
-    spec = importlib.util.spec_from_file_location(f"{function_dir}_app", ROOT / "functions" / function_dir / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 drift_app = load_handler("contract_drift")
 

@@ -29,6 +29,12 @@ class InvalidRequest(ServiceError):
     status = 400
 
 
+class RouteNotFound(InvalidRequest):
+    """No route for this method and path (API Gateway itself answers these in AWS)."""
+
+    status = 404
+
+
 class ValidationFailed(ServiceError):
     """A body that is not JSON or does not match the request schema."""
 

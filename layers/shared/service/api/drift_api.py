@@ -17,7 +17,7 @@ from service.db import database
 from service.drift.models import ErrorReply, ScoreReply, ScoreRequest
 from service.drift.repository import DriftRepository
 from service.drift.scorer import DriftScorer
-from service.errors import InternalError, InvalidRequest, ServiceError, ValidationFailed
+from service.errors import InternalError, RouteNotFound, ServiceError, ValidationFailed
 from service.llm import LlmClient
 from service.observability import logger, metrics
 
@@ -60,7 +60,7 @@ def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
 
 @app.not_found
 def _no_route(exc: Exception) -> Response[dict[str, Any]]:
-    return _reply(InvalidRequest("Not found"))
+    return _reply(RouteNotFound("Not found"))
 
 
 def _request_id() -> str:

@@ -1,0 +1,192 @@
+"""Faults the scorer must survive or report cleanly; nothing is charged for failed work."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from devtools.aws import put_secret
+from devtools.fake_llm import Step
+from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
+from service.db import database
+from service.errors import (
+    DatabaseError,
+    InvalidRequest,
+    ResourceLimitExceeded,
+    UpstreamError,
+    UpstreamTimeout,
+    ValidationFailed,
+)
+from tests.conftest import INTERNAL_TOKEN, TOKEN_SECRET, reset_service_caches
+from tests.integration.drift_support import call_direct, call_http, score_body
+
+
+@pytest.fixture
+def pro_tenant(service_env, admin_db) -> Tenant:
+    tenant = make_tenant(admin_db, "pro")
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    return tenant
+
+
+def test_llm_that_keeps_failing_is_502_after_bounded_retries_and_nothing_is_metered(pro_tenant, admin_db, llm_server):
+    llm_server.enqueue(*[Step(status=500, body=b'{"error": "boom"}') for _ in range(5)])
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert (status, body["error_code"]) == (502, "UPSTREAM_ERROR")
+    assert len(llm_server.requests) == 3
+    assert tokens_used(admin_db, pro_tenant.org_id) == 0
+
+
+def test_rate_limit_with_retry_after_is_retried(pro_tenant, admin_db, llm_server):
+    llm_server.enqueue(Step(status=429, body=b"{}", headers={"Retry-After": "0.2"}), Step(status=503, body=b"{}"))
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert status == 200, body
+    assert len(llm_server.requests) == 3
+    assert tokens_used(admin_db, pro_tenant.org_id) == body["tokens_used"] > 0
+
+
+def test_retry_after_longer_than_the_time_left_gives_up_at_once(pro_tenant, llm_server):
+    llm_server.enqueue(Step(status=429, body=b"{}", headers={"Retry-After": "120"}))
+    started = time.monotonic()
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]), timeout_ms=5_000)
+    assert (status, body["error_code"]) == (502, "UPSTREAM_ERROR")
+    assert time.monotonic() - started < 5.0
+    assert len(llm_server.requests) == 1
+
+
+def test_slow_llm_against_short_remaining_time_is_504_before_the_lambda_times_out(pro_tenant, admin_db, llm_server):
+    llm_server.enqueue(Step(delay_s=4.0))
+    started = time.monotonic()
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]), timeout_ms=2_000)
+    elapsed = time.monotonic() - started
+    assert (status, body["error_code"]) == (504, "UPSTREAM_TIMEOUT")
+    assert elapsed < 2.0  # the reply came back inside the Lambda's remaining time
+    assert tokens_used(admin_db, pro_tenant.org_id) == 0
+
+
+def test_refused_request_is_not_retried(pro_tenant, llm_server):
+    llm_server.enqueue(Step(status=401, body=b'{"error": "bad key"}'))
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert (status, body["error_code"], body["details"]) == (502, "UPSTREAM_ERROR", {"provider_status": 401})
+    assert len(llm_server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        Step(body=b'{"choices": [{"message": {"content": "[{\\"sev'),  # truncated JSON
+        Step(body=b"<html>gateway</html>"),  # not JSON
+        Step(text="I could not find anything to say."),  # no findings JSON in the text
+        Step(body=b'{"unexpected": true}'),  # JSON, but not a completion
+    ],
+)
+def test_unusable_replies_are_502_and_not_metered(pro_tenant, admin_db, llm_server, step):
+    llm_server.enqueue(step)
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert (status, body["error_code"]) == (502, "UPSTREAM_ERROR")
+    assert tokens_used(admin_db, pro_tenant.org_id) == 0
+
+
+def test_enormous_reply_is_refused(pro_tenant, admin_db, llm_server):
+    llm_server.enqueue(Step(body=b'{"x": "' + b"y" * (3 * 1024 * 1024) + b'"}'))
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert (status, body["error_code"]) == (502, "UPSTREAM_ERROR")
+
+
+def test_connection_refused_is_502(pro_tenant, monkeypatch):
+    monkeypatch.setenv("PLATFORM_LLM_ENDPOINT", "http://127.0.0.1:9")
+    reset_service_caches()
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert (status, body["error_code"]) == (502, "UPSTREAM_ERROR")
+
+
+def test_direct_invoke_returns_the_plain_reply(pro_tenant):
+    reply = call_direct(score_body(pro_tenant, [("GET", "/a")]))
+    assert reply["provider"] == "platform"
+    assert [f["endpoint"] for f in reply["findings"]] == ["GET /a"]
+
+
+@pytest.mark.parametrize(
+    ("payload_change", "error"),
+    [
+        ({"org_id": "nope"}, ValidationFailed),
+        ({"org_id": str(uuid.uuid4())}, InvalidRequest),
+    ],
+)
+def test_direct_invoke_raises_typed_errors(pro_tenant, payload_change, error):
+    with pytest.raises(error):
+        call_direct(score_body(pro_tenant, [("GET", "/a")]) | payload_change)
+
+
+def test_direct_invoke_error_class_names_are_the_codes(service_env, admin_db, llm_server):
+    tenant = make_tenant(admin_db, "free")
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    with pytest.raises(ResourceLimitExceeded) as raised:
+        call_direct(score_body(tenant, [("GET", "/a")]))
+    assert type(raised.value).__name__ == "ResourceLimitExceeded"
+    pro = make_tenant(admin_db, "pro")
+    add_capture(admin_db, pro.workspace_id, "GET", "/a")
+    llm_server.enqueue(*[Step(status=503, body=b"{}") for _ in range(3)])
+    with pytest.raises(UpstreamError):
+        call_direct(score_body(pro, [("GET", "/a")]))
+    llm_server.enqueue(Step(delay_s=3.0))
+    with pytest.raises(UpstreamTimeout):
+        call_direct(score_body(pro, [("GET", "/a")]), timeout_ms=1_500)
+    with pytest.raises(ValidationFailed):
+        call_direct(["not", "an", "object"])
+
+
+def test_concurrent_platform_calls_meter_exactly(service_env, admin_db, llm_server):
+    tenant = make_tenant(admin_db, "team")
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        replies = list(pool.map(lambda _: call_direct(score_body(tenant, [("GET", "/a")])), range(20)))
+    assert all(r["provider"] == "platform" for r in replies)
+    assert tokens_used(admin_db, tenant.org_id) == sum(r["tokens_used"] for r in replies) == llm_server.completed_tokens
+
+
+def test_a_retried_invocation_is_charged_once(pro_tenant, admin_db):
+    first = call_direct(score_body(pro_tenant, [("GET", "/a")]), request_id="same-request")
+    second = call_direct(score_body(pro_tenant, [("GET", "/a")]), request_id="same-request")
+    assert first["tokens_used"] == second["tokens_used"]
+    assert tokens_used(admin_db, pro_tenant.org_id) == first["tokens_used"]
+
+
+def test_connection_killed_between_warm_invokes_is_replaced(pro_tenant, admin_db):
+    assert call_http(score_body(pro_tenant, [("GET", "/a")]))[0] == 200
+    killed = admin_db.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'contract-drift-service' AND pid <> pg_backend_pid()"
+    )
+    assert killed and all(row[0] for row in killed)
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
+    assert status == 200, body
+
+
+def test_database_down_is_a_quick_500_database_error(pro_tenant, monkeypatch, admin_db):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@/postgres?host=/nonexistent-socket-dir")
+    database.close()
+    reset_service_caches()
+    started = time.monotonic()
+    status, body = call_http(score_body(pro_tenant, [("GET", "/a")]), timeout_ms=3_000)
+    assert (status, body["error_code"]) == (500, "DATABASE_ERROR")
+    assert time.monotonic() - started < 3.0
+    assert "Traceback" not in body["error"]
+    with pytest.raises(DatabaseError):
+        call_direct(score_body(pro_tenant, [("GET", "/a")]))
+    database.close()
+
+
+def test_rotated_token_works_without_a_cold_start(service_env, aws_endpoint, admin_db):
+    tenant = make_tenant(admin_db, "pro")
+    assert call_http(score_body(tenant, []))[0] == 200
+    put_secret(TOKEN_SECRET, "rotated-token-value", aws_endpoint)
+    try:
+        assert call_http(score_body(tenant, []), token="rotated-token-value")[0] == 200
+        # The old token is refused once the cached value is replaced (here: straight away,
+        # because the forced refresh above already read the new one).
+        assert call_http(score_body(tenant, []), token=INTERNAL_TOKEN)[0] == 400
+    finally:
+        put_secret(TOKEN_SECRET, INTERNAL_TOKEN, aws_endpoint)
