@@ -78,5 +78,8 @@ CREATE TABLE IF NOT EXISTS graph_edges (
     weight double precision NOT NULL DEFAULT 1.0,
     props  jsonb NOT NULL DEFAULT '{}'
 );
--- Hop expansion: edges out of a frontier, within one graph.
-CREATE INDEX IF NOT EXISTS graph_edges_src_idx ON graph_edges (graph, src) INCLUDE (dst, weight, etype);
+-- Hop expansion: edges out of a frontier node, heaviest first, so traverse_answer reads only
+-- the few edges it keeps of a hub (index-only walk, LIMIT per node). Replaces the older
+-- unordered (graph, src) index, which made a hub's every edge be read and sorted.
+CREATE INDEX IF NOT EXISTS graph_edges_expand_idx ON graph_edges (graph, src, weight DESC) INCLUDE (dst, etype);
+DROP INDEX IF EXISTS graph_edges_src_idx;

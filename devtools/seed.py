@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -70,3 +71,91 @@ def set_org_setting(db: Any, org_id: uuid.UUID, key: str, value: Any) -> None:
 def tokens_used(db: Any, org_id: uuid.UUID) -> int:
     rows = db.run("SELECT coalesce(sum(ai_tokens_used), 0) FROM usage_counters WHERE org_id = :org", org=org_id)
     return int(rows[0][0])
+
+
+# --- knowledge graph (traverse_answer) ------------------------------------------------
+
+
+def add_node(
+    db: Any,
+    summary: str | None = None,
+    *,
+    graph: str = "default",
+    ntype: str | None = "Entity",
+    props: dict[str, Any] | None = None,
+    tombstoned: bool = False,
+    node_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """One graph node; returns its id."""
+    node_id = node_id or uuid.uuid4()
+    db.run(
+        """INSERT INTO graph_nodes (graph, id, ntype, summary, props, tombstoned)
+           VALUES (:graph, :id, :ntype, :summary, CAST(:props AS jsonb), :tombstoned)""",
+        graph=graph,
+        id=node_id,
+        ntype=ntype,
+        summary=summary,
+        props=json.dumps(props or {}),
+        tombstoned=tombstoned,
+    )
+    return node_id
+
+
+def add_edge(
+    db: Any,
+    src: uuid.UUID,
+    dst: uuid.UUID,
+    *,
+    graph: str = "default",
+    etype: str | None = "related_to",
+    weight: float = 1.0,
+) -> uuid.UUID:
+    """One directed edge ``src → dst``; returns its id."""
+    edge_id = uuid.uuid4()
+    db.run(
+        """INSERT INTO graph_edges (graph, id, etype, src, dst, weight)
+           VALUES (:graph, :id, :etype, :src, :dst, :weight)""",
+        graph=graph,
+        id=edge_id,
+        etype=etype,
+        src=src,
+        dst=dst,
+        weight=weight,
+    )
+    return edge_id
+
+
+def generated_node_id(graph: str, index: int) -> uuid.UUID:
+    """The id :func:`generate_graph` gives node ``index`` (md5 of graph and index, as in its SQL)."""
+    return uuid.UUID(hashlib.md5(f"{graph}:{index}".encode()).hexdigest())
+
+
+def generate_graph(db: Any, *, nodes: int, edges_per_node: int, graph: str = "bench", seed: float = 0.42) -> None:
+    """A random graph built inside Postgres with generate_series (no rows cross the wire).
+
+    Node ``i`` has id :func:`generated_node_id` ``(graph, i)``, summary ``"node i topic-(i % 1000)"``
+    and ``edges_per_node`` out-edges to pseudo-random nodes, weights in [0.1, 1.0), edge types
+    ``t0``..``t4``. ``ANALYZE`` is run so plans are those of a settled table.
+    """
+    db.run("SELECT setseed(:seed)", seed=seed)
+    db.run(
+        """INSERT INTO graph_nodes (graph, id, ntype, summary, props)
+           SELECT :graph, CAST(md5(:graph || ':' || i) AS uuid), 'Entity',
+                  'node ' || i || ' topic-' || (i % 1000), jsonb_build_object('rank', i % 97)
+           FROM generate_series(0, :n - 1) AS i""",
+        graph=graph,
+        n=nodes,
+    )
+    db.run(
+        """INSERT INTO graph_edges (graph, id, etype, src, dst, weight)
+           SELECT :graph, gen_random_uuid(), 't' || (k % 5),
+                  CAST(md5(:graph || ':' || i) AS uuid),
+                  CAST(md5(:graph || ':' || floor(random() * :n)::int) AS uuid),
+                  0.1 + 0.9 * random()
+           FROM generate_series(0, :n - 1) AS i, generate_series(1, :k) AS k""",
+        graph=graph,
+        n=nodes,
+        k=edges_per_node,
+    )
+    db.run("ANALYZE graph_nodes")
+    db.run("ANALYZE graph_edges")
