@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -177,6 +178,24 @@ def test_database_down_is_a_quick_500_database_error(pro_tenant, monkeypatch, ad
     with pytest.raises(DatabaseError):
         call_direct(score_body(pro_tenant, [("GET", "/a")]))
     database.close()
+
+
+def test_database_that_never_answers_is_reported_inside_the_remaining_time(pro_tenant, monkeypatch):
+    """A black-holed database (TCP accepted, nothing ever said) must not hold the Lambda."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/postgres")
+        database.close()
+        reset_service_caches()
+        started = time.monotonic()
+        status, body = call_http(score_body(pro_tenant, [("GET", "/a")]), timeout_ms=1_500)
+        assert (status, body["error_code"]) == (500, "DATABASE_ERROR")
+        assert time.monotonic() - started < 1.5
+    finally:
+        listener.close()
+        database.close()
 
 
 def test_rotated_token_works_without_a_cold_start(service_env, aws_endpoint, admin_db):

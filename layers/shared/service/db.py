@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ import pg8000.native
 from pg8000.exceptions import DatabaseError as PgDatabaseError
 from pg8000.exceptions import InterfaceError as PgInterfaceError
 
+from service.budget import REPLY_RESERVE_MS
 from service.config import get_settings
 from service.errors import DatabaseError, InternalError
 from service.observability import logger
 from service.secrets import read_secret
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+# Socket I/O limit when no invocation deadline is known; with one, the limit is the time left.
+DEFAULT_IO_TIMEOUT_SECONDS = 60.0
 # SQLSTATEs that mean "this session is gone": admin shutdown/termination, crash, connection failures.
 CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
 QUERY_CANCELED = "57014"
@@ -46,7 +50,28 @@ class ConnectionParams:
     unix_sock: str | None = None
     tls: str | None = None
 
-    def connect(self) -> pg8000.native.Connection:
+    def open_socket(self, io_timeout_s: float) -> socket.socket:
+        """Connect within :data:`CONNECT_TIMEOUT_SECONDS`, then allow ``io_timeout_s`` per read.
+
+        pg8000's own ``timeout`` is one value for both; a short one would cut long statements
+        (traverse walls up to 30 s), a long one would let a dead host eat the invocation.
+        """
+        connect_timeout = min(CONNECT_TIMEOUT_SECONDS, io_timeout_s)
+        if self.unix_sock:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(connect_timeout)
+                sock.connect(self.unix_sock)
+            except OSError:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self.host or "localhost", self.port), timeout=connect_timeout)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.settimeout(io_timeout_s)
+        return sock
+
+    def connect(self, io_timeout_s: float = DEFAULT_IO_TIMEOUT_SECONDS) -> pg8000.native.Connection:
         ssl_context: ssl.SSLContext | None = None
         if self.tls in ("require", "prefer"):
             ssl_context = ssl.create_default_context()
@@ -54,17 +79,19 @@ class ConnectionParams:
             ssl_context.verify_mode = ssl.CERT_NONE
         elif self.tls in ("verify-ca", "verify-full"):
             ssl_context = ssl.create_default_context()
-        return pg8000.native.Connection(
-            user=self.user,
-            password=self.password,
-            host=self.host or "localhost",
-            port=self.port,
-            database=self.database,
-            unix_sock=self.unix_sock,
-            ssl_context=ssl_context,
-            timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name="contract-drift-service",
-        )
+        sock = self.open_socket(io_timeout_s)
+        try:
+            return pg8000.native.Connection(
+                user=self.user,
+                password=self.password,
+                database=self.database,
+                sock=sock,
+                ssl_context=ssl_context,
+                application_name="contract-drift-service",
+            )
+        except Exception:
+            sock.close()
+            raise
 
 
 def parse_database_url(url: str) -> ConnectionParams:
@@ -135,6 +162,7 @@ def _is_connection_lost(exc: Exception) -> bool:
 class _Session:
     connection: pg8000.native.Connection | None = None
     statement_timeout_ms: int = 0
+    io_timeout_s: float = DEFAULT_IO_TIMEOUT_SECONDS
 
 
 class Database:
@@ -154,12 +182,31 @@ class Database:
         session = self._session()
         if session.connection is None:
             try:
-                session.connection = connection_params().connect()
+                session.connection = connection_params().connect(session.io_timeout_s)
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 logger.error("Database connection failed", extra={"error": str(exc)})
                 raise DatabaseError("Database is unavailable") from None
             session.statement_timeout_ms = 0
         return session.connection
+
+    def limit_io_to(self, remaining_ms: float | None) -> None:
+        """Bound every socket read of this invocation by the Lambda's remaining time.
+
+        Statement timeouts (shorter) still fire first; this only stops a dead or
+        black-holed database from holding the function until Lambda kills it.
+        """
+        session = self._session()
+        session.io_timeout_s = (
+            DEFAULT_IO_TIMEOUT_SECONDS
+            if remaining_ms is None
+            else max(0.05, (remaining_ms - REPLY_RESERVE_MS) / 1000.0)
+        )
+        connection = session.connection
+        if connection is not None:
+            # pg8000 keeps the socket we handed it as ``_usock``; our own object, so settimeout is safe.
+            sock = getattr(connection, "_usock", None)
+            if isinstance(sock, socket.socket):
+                sock.settimeout(session.io_timeout_s)
 
     def close(self) -> None:
         """Drop this thread's connection (tests, and after a fatal error)."""
