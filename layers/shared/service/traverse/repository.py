@@ -19,26 +19,46 @@ NODE_SEARCH_VECTOR = (
     "coalesce(jsonb_path_query_array(n.props, 'strict $.**')::text, ''))"
 )
 
+# Nodes ranked per branch of the full-text seed search (see SEED_BY_TEXT_SQL).
+SEED_CANDIDATES = 1_000
+
 SEED_BY_ID_SQL = """
 SELECT n.id, n.ntype, n.summary
 FROM graph_nodes n
 WHERE n.graph = :graph AND n.id = CAST(:id AS uuid) AND NOT n.tombstoned
 """
 
-# Any word of the text may match (OR of its lexemes): a question rarely shares every word
-# with a node. ts_rank normalisation 32 maps the rank into (0, 1), so nodes sharing more
-# words with the text come first.
+# Any word of the text may match (OR of its lexemes), because a question rarely shares every
+# word with a node; ts_rank (normalisation 32 maps it into (0, 1)) puts nodes sharing more
+# words first. A word that is in most nodes ('the': the 'simple' configuration keeps every
+# word) would make the ranking read the whole graph, so ranking is over a bounded candidate
+# set: up to :candidates nodes holding every word (the most relevant ones) plus up to
+# :candidates holding any word.
 SEED_BY_TEXT_SQL = f"""
-WITH q AS (
-    SELECT to_tsquery('simple', array_to_string(ARRAY(
+WITH words AS (
+    SELECT ARRAY(
         SELECT quote_literal(lexeme) FROM unnest(tsvector_to_array(to_tsvector('simple', :text))) AS lexeme
-    ), ' | ')) AS query
+    ) AS lexemes
+),
+q AS (
+    SELECT to_tsquery('simple', array_to_string(lexemes, ' | ')) AS any_word,
+           to_tsquery('simple', array_to_string(lexemes, ' & ')) AS all_words
+    FROM words
+    WHERE cardinality(lexemes) > 0
+),
+candidates AS (
+    (SELECT n.id FROM graph_nodes n, q
+     WHERE n.graph = :graph AND NOT n.tombstoned AND {NODE_SEARCH_VECTOR} @@ q.all_words
+     LIMIT :candidates)
+    UNION
+    (SELECT n.id FROM graph_nodes n, q
+     WHERE n.graph = :graph AND NOT n.tombstoned AND {NODE_SEARCH_VECTOR} @@ q.any_word
+     LIMIT :candidates)
 )
-SELECT n.id, n.ntype, n.summary, ts_rank({NODE_SEARCH_VECTOR}, q.query, 32) AS score
-FROM graph_nodes n, q
-WHERE n.graph = :graph
-  AND NOT n.tombstoned
-  AND {NODE_SEARCH_VECTOR} @@ q.query
+SELECT n.id, n.ntype, n.summary, ts_rank({NODE_SEARCH_VECTOR}, q.any_word, 32) AS score
+FROM candidates c
+JOIN graph_nodes n ON n.graph = :graph AND n.id = c.id
+CROSS JOIN q
 ORDER BY score DESC, n.id
 LIMIT :limit
 """
@@ -106,7 +126,14 @@ class GraphRepository:
 
     def seeds_by_text(self, graph: str, text: str, limit: int, *, timeout_ms: int | None) -> list[ScoredNode]:
         """Top ``limit`` live nodes by full-text rank, scores in (0, 1]."""
-        rows = self._db.query(SEED_BY_TEXT_SQL, timeout_ms=timeout_ms, graph=graph, text=text, limit=limit)
+        rows = self._db.query(
+            SEED_BY_TEXT_SQL,
+            timeout_ms=timeout_ms,
+            graph=graph,
+            text=text,
+            limit=limit,
+            candidates=SEED_CANDIDATES,
+        )
         return [
             ScoredNode(_uuid(nid), ntype, summary, min(1.0, max(float(score), 1e-9)))
             for nid, ntype, summary, score in rows
