@@ -129,7 +129,14 @@ def test_tombstoned_nodes_are_skipped_everywhere(enabled, admin_db):
 
 def test_no_seed_means_no_hops(enabled, admin_db):
     add_node(admin_db, "something else entirely")
-    for body in ({}, {"text": ""}, {"text": "   "}, {"text": str(uuid.uuid4())}, {"text": "zzzunknown"}, {"text": "?!"}):
+    for body in (
+        {},
+        {"text": ""},
+        {"text": "   "},
+        {"text": str(uuid.uuid4())},
+        {"text": "zzzunknown"},
+        {"text": "?!"},
+    ):
         reply = ok(body)
         assert reply["hops"] == [], body
         assert reply["hops_executed"] == 0

@@ -97,6 +97,13 @@ def test_bad_input_is_a_400_envelope(service_env, monkeypatch):
         assert "Traceback" not in str(reply)
 
 
+def test_non_json_content_type_is_a_400_envelope(service_env, monkeypatch):
+    set_gate(monkeypatch, "true")
+    status, reply = call(b"\x00\x01binary", headers={"content-type": "application/octet-stream"}, base64_body=True)
+    assert status == 400, reply
+    assert (reply["schema"], reply["error_code"]) == ("mnem.v1.err", "VALIDATION_FAILED")
+
+
 def test_missing_body_is_a_400_envelope(service_env, monkeypatch):
     set_gate(monkeypatch, "true")
     status, reply = call(None)

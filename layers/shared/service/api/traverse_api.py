@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
@@ -91,6 +94,12 @@ def _service_error(exc: ServiceError) -> Response[dict[str, Any]]:
 @app.exception_handler(RequestValidationError)
 def _invalid_body(exc: RequestValidationError) -> Response[dict[str, Any]]:
     return _reply(ValidationFailed("Request body is not valid", validation_details(exc.errors())))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_body(exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
+    # Powertools files this under NotImplementedError: without this handler it would be a 500.
+    return _reply(ValidationFailed("Request body must be JSON", validation_details(exc.errors())))
 
 
 @app.exception_handler(Exception)
