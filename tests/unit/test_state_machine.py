@@ -1,0 +1,155 @@
+"""The ScoreSpec state machine of template.yaml: structure, error names, chunking, permissions."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devtools.handlers import ROOT, load_template
+from service import errors
+from service.drift.models import MAX_ENDPOINTS_CONSIDERED, ScoreRequest
+
+TERMINAL_TYPES = {"Succeed", "Fail"}
+AWS_ERROR_PREFIXES = ("States.", "Lambda.")
+
+
+@pytest.fixture(scope="module")
+def machine() -> dict[str, Any]:
+    resource = load_template()["Resources"]["ScoreSpecStateMachine"]
+    assert resource["Type"] == "AWS::Serverless::StateMachine"
+    return dict(resource["Properties"])
+
+
+def scopes(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The definition and every nested state machine (Map processors, Parallel branches)."""
+    yield definition
+    for state in definition["States"].values():
+        for nested in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
+            if nested:
+                yield from scopes(nested)
+
+
+def all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for scope in scopes(definition):
+        yield from scope["States"].items()
+
+
+def service_error_names() -> set[str]:
+    return {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.ServiceError) and cls is not errors.ServiceError
+    }
+
+
+def test_every_transition_lands_on_a_state_of_its_scope_and_all_are_reachable(machine):
+    for scope in scopes(machine["Definition"]):
+        states = scope["States"]
+        assert scope["StartAt"] in states
+        edges: dict[str, set[str]] = {}
+        for name, state in states.items():
+            targets = {state[key] for key in ("Next", "Default") if key in state}
+            targets |= {catcher["Next"] for catcher in state.get("Catch", [])}
+            targets |= {choice["Next"] for choice in state.get("Choices", [])}
+            assert targets <= set(states), (name, targets)
+            if state["Type"] not in TERMINAL_TYPES | {"Choice"}:
+                assert ("Next" in state) != (state.get("End") is True), f"{name} needs exactly one of Next/End"
+            edges[name] = targets
+        seen, pending = {scope["StartAt"]}, [scope["StartAt"]]
+        while pending:
+            for target in edges[pending.pop()] - seen:
+                seen.add(target)
+                pending.append(target)
+        assert seen == set(states), f"unreachable: {set(states) - seen}"
+
+
+def test_error_names_are_the_exception_classes_of_the_service(machine):
+    known = service_error_names()
+    used = {
+        name
+        for _, state in all_states(machine["Definition"])
+        for rule in state.get("Retry", []) + state.get("Catch", [])
+        for name in rule["ErrorEquals"]
+    }
+    assert {"UpstreamError", "ResourceLimitExceeded"} <= used
+    for name in used:
+        assert name in known or name.startswith(AWS_ERROR_PREFIXES), name
+        if name in known:  # DESIGN §5: the class name is the error code in CamelCase
+            code = getattr(errors, name).error_code
+            assert "".join(part.capitalize() for part in code.split("_")) == name
+
+
+def test_drift_calls_retry_upstream_errors_with_backoff_and_skip_exhausted_orgs(machine):
+    [(_, task)] = [(n, s) for n, s in all_states(machine["Definition"]) if s["Type"] == "Task"]
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Parameters"]["FunctionName"] == "${ContractDriftFunctionArn}"
+    assert task["Parameters"]["Payload.$"] == "$"
+    upstream = next(rule for rule in task["Retry"] if "UpstreamError" in rule["ErrorEquals"])
+    assert upstream["MaxAttempts"] >= 2 and upstream["BackoffRate"] > 1 and upstream["IntervalSeconds"] >= 1
+    lambda_retry = next(rule for rule in task["Retry"] if "Lambda.ServiceException" in rule["ErrorEquals"])
+    assert lambda_retry["BackoffRate"] > 1
+    retried = {name for rule in task["Retry"] for name in rule["ErrorEquals"]}
+    assert "ResourceLimitExceeded" not in retried and "States.ALL" not in retried
+    [catcher] = [c for c in task["Catch"] if "ResourceLimitExceeded" in c["ErrorEquals"]]
+    skipped = machine["Definition"]["States"]["ScoreChunks"]["ItemProcessor"]["States"][catcher["Next"]]
+    assert skipped["Type"] == "Pass" and skipped.get("End") is True  # the run goes on
+
+
+def test_endpoints_are_partitioned_in_chunks_of_what_one_call_considers(machine):
+    states = machine["Definition"]["States"]
+    start = states[machine["Definition"]["StartAt"]]
+    match = re.fullmatch(r"States\.ArrayPartition\(\$\.endpoints, (\d+)\)", start["Parameters"]["chunks.$"])
+    assert match and int(match.group(1)) == MAX_ENDPOINTS_CONSIDERED == 25
+    mapper = states[start["Next"]]
+    assert mapper["Type"] == "Map" and mapper["ItemsPath"] == "$.chunks"
+    assert mapper["ItemSelector"]["endpoints.$"] == "$$.Map.Item.Value"
+    passed = {key.removesuffix(".$") for key in mapper["ItemSelector"]}
+    required = {name for name, field in ScoreRequest.model_fields.items() if field.is_required()}
+    assert passed == required  # the payload is a DESIGN §5 request
+
+
+def test_permissions_are_least_privilege(machine):
+    assert machine["DefinitionSubstitutions"] == {
+        "ContractDriftFunctionArn": {"Fn::GetAtt": ["ContractDriftFunction", "Arn"]}
+    }
+    policies = machine["Policies"]
+    invoke = [p["LambdaInvokePolicy"] for p in policies if "LambdaInvokePolicy" in p]
+    assert invoke == [{"FunctionName": {"Ref": "ContractDriftFunction"}}]
+    for policy in policies:
+        for statement in policy.get("Statement", []):
+            assert all(action.startswith("logs:") for action in statement["Action"])
+    log_group = machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    assert load_template()["Resources"][log_group["Fn::GetAtt"][0]]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_definition_passes_cfn_lint_state_machine_schema(machine):
+    """cfn-lint validates ASL for AWS::StepFunctions::StateMachine, not inside the SAM resource."""
+    api = pytest.importorskip("cfnlint.api")
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "RoleArn": "arn:aws:iam::123456789012:role/score-spec",
+                    "Definition": machine["Definition"],
+                    "DefinitionSubstitutions": {
+                        "ContractDriftFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:drift"
+                    },
+                },
+            }
+        },
+    }
+    problems = [m for m in api.lint_all(json.dumps(template)) if m.rule.id.startswith("E")]
+    assert problems == []
+
+
+def test_the_events_input_is_a_valid_execution_input():
+    execution = json.loads((ROOT / "events" / "score_spec_state_machine.json").read_text())
+    assert set(execution) == {"org_id", "workspace_id", "spec_excerpt", "endpoints"}
+    ScoreRequest.model_validate(execution)
