@@ -24,6 +24,10 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m devtools.local_api $(ARGS)
 
+# make invoke FUNCTION=ContractDriftFunction EVENT=events/contract_drift_http.json [ARGS=--no-stack]
+invoke: $(VENV)/.installed
+	$(VENV)/bin/python -m devtools.invoke $(FUNCTION) $(EVENT) $(ARGS)
+
 test: lint typecheck pytest sam-check
 
 lint: $(VENV)/.installed
