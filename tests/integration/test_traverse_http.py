@@ -83,6 +83,14 @@ BAD_BODIES = [
     {"edge_types": [""]},
     {"max_nodes_per_hop": "many"},
     {"text": "x" * 4001},
+    "123",
+    "true",
+    "[" * 5000 + "]" * 5000,
+    '{"a":' * 3000 + "1" + "}" * 3000,
+    '{"text": "nul \\u0000 inside"}',
+    '{"graph": "\\u0000"}',
+    '{"edge_types": ["\\u0000"]}',
+    '{"text": "lone \\ud800 surrogate"}',
 ]
 
 
@@ -99,9 +107,10 @@ def test_bad_input_is_a_400_envelope(service_env, monkeypatch):
 
 def test_non_json_content_type_is_a_400_envelope(service_env, monkeypatch):
     set_gate(monkeypatch, "true")
-    status, reply = call(b"\x00\x01binary", headers={"content-type": "application/octet-stream"}, base64_body=True)
-    assert status == 400, reply
-    assert (reply["schema"], reply["error_code"]) == ("mnem.v1.err", "VALIDATION_FAILED")
+    for content_type in ("application/octet-stream", "text/plain", "multipart/form-data", "application/xml"):
+        status, reply = call(b"\x00\x01binary", headers={"content-type": content_type}, base64_body=True)
+        assert status == 400, (content_type, reply)
+        assert (reply["schema"], reply["error_code"]) == ("mnem.v1.err", "VALIDATION_FAILED")
 
 
 def test_missing_body_is_a_400_envelope(service_env, monkeypatch):
@@ -113,7 +122,7 @@ def test_missing_body_is_a_400_envelope(service_env, monkeypatch):
 
 def test_direct_invoke_bad_payload_raises_validation_failed(service_env, monkeypatch):
     set_gate(monkeypatch, "true")
-    for payload in ([], "text", {"max_hops": "x"}, {"edge_types": []}):
+    for payload in ([], "text", {"max_hops": "x"}, {"edge_types": []}, {"text": "\x00"}, {"graph": "a\x00"}):
         with pytest.raises(ValidationFailed):
             traverse_app.lambda_handler(payload, LocalLambdaContext("TraverseAnswerFunction"))
 

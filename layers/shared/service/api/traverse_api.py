@@ -7,6 +7,7 @@ resolver, leaves as a ``mnem.v1.err`` envelope; bad input is always 400, never 4
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -20,7 +21,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from service.api.http import is_http_event, json_reply, request_id_of, resolve_authenticated, validation_details
+from service.api.http import (
+    header,
+    is_http_event,
+    json_reply,
+    request_id_of,
+    resolve_authenticated,
+    validation_details,
+)
 from service.budget import lambda_remaining_ms
 from service.config import get_settings
 from service.db import database
@@ -35,6 +43,28 @@ DISABLED_MESSAGE = "traverse_answer: experimental endpoint disabled"
 REMEDIATION_REF = "docs/traverse_answer.md#enabling-the-endpoint"
 
 
+def body_problem(event: Mapping[str, Any]) -> ValidationFailed | None:
+    """Why the body cannot be a request object, caught before Powertools parses it.
+
+    Powertools answers some malformed bodies (a JSON scalar, nesting deep enough to hit the
+    recursion limit, an unparsable multipart) with exceptions it does not classify as
+    validation errors, which would surface as 500s; here they are all a plain 400.
+    """
+    content_type = (header(event, "content-type") or "").strip().lower()
+    if content_type and not content_type.startswith("application/json"):
+        return ValidationFailed("Request body must be JSON (Content-Type: application/json)")
+    body = event.get("body")
+    if body is None or body == "":
+        return ValidationFailed("Request body is required (a JSON object; {} is valid)")
+    try:
+        parsed = json.loads(body) if isinstance(body, str | bytes) else None
+    except (ValueError, RecursionError):
+        return ValidationFailed("Request body is not valid JSON")
+    if not isinstance(parsed, dict):
+        return ValidationFailed("Request body must be a JSON object")
+    return None
+
+
 class _GatedResolver(APIGatewayHttpResolver):
     """Checks the experimental gate after authentication and before body validation.
 
@@ -46,7 +76,14 @@ class _GatedResolver(APIGatewayHttpResolver):
         if not get_settings().traverse_experimental_enabled:
             metrics.add_metric(name="TraverseDisabled", unit=MetricUnit.Count, value=1)
             return json_reply(410, error_envelope(disabled_error(), request_id_of(event)))
+        problem = body_problem(event)
+        if problem is not None and _routes_to_traverse(event):
+            return json_reply(problem.status, error_envelope(problem, request_id_of(event)))
         return super().resolve(event, context)
+
+
+def _routes_to_traverse(event: Mapping[str, Any]) -> bool:
+    return event.get("rawPath") == TRAVERSE_PATH or event.get("routeKey") == f"POST {TRAVERSE_PATH}"
 
 
 app = _GatedResolver(enable_validation=True)

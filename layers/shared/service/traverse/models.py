@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 REPLY_SCHEMA: Literal["mnem.v1.traverse_answer"] = "mnem.v1.traverse_answer"
 ERROR_SCHEMA: Literal["mnem.v1.err"] = "mnem.v1.err"
@@ -24,7 +24,20 @@ MAX_GRAPH_CHARS = 200
 MAX_EDGE_TYPES = 32
 MAX_EDGE_TYPE_CHARS = 200
 
-EdgeType = Annotated[StrictStr, Field(min_length=1, max_length=MAX_EDGE_TYPE_CHARS)]
+
+def storable_text(value: str) -> str:
+    """Postgres text holds no NUL and the wire is UTF-8: refuse what would fail in the database."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+StorableStr = Annotated[StrictStr, AfterValidator(storable_text)]
+EdgeType = Annotated[StorableStr, Field(min_length=1, max_length=MAX_EDGE_TYPE_CHARS)]
 
 
 class HaltReason(StrEnum):
@@ -42,7 +55,7 @@ class TraverseRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    text: StrictStr | None = Field(
+    text: StorableStr | None = Field(
         default=None,
         max_length=MAX_TEXT_CHARS,
         description="A node UUID (that node is the seed) or free text (full-text search, top 10 seeds).",
@@ -53,7 +66,7 @@ class TraverseRequest(BaseModel):
     budget_ms: StrictInt | None = Field(
         default=None, description="Wall-clock budget in ms; clamped to [500, TRAVERSE_HARD_WALL_MS]."
     )
-    graph: StrictStr = Field(default=DEFAULT_GRAPH, min_length=1, max_length=MAX_GRAPH_CHARS)
+    graph: StorableStr = Field(default=DEFAULT_GRAPH, min_length=1, max_length=MAX_GRAPH_CHARS)
     edge_types: list[EdgeType] | None = Field(
         default=None,
         min_length=1,
