@@ -152,11 +152,6 @@ def test_unknown_routes_are_404_as_api_gateway_answers(
     assert http(api_server, method, path, {}, token=stack.token)[::2] == (404, {"message": "Not Found"})
 
 
-@pytest.mark.xfail(
-    reason="layer: Powertools raises RequestUnsupportedContentType for a non-JSON content type, which the "
-    "resolvers answer 500 INTERNAL_ERROR instead of 400 VALIDATION_FAILED or scoring (reported)",
-    strict=False,
-)
 def test_binary_bodies_arrive_base64_encoded_and_are_decoded(api_server: LocalApiServer, make_stack: MakeStack):
     stack = make_stack()
     raw = json.dumps(drift_body()).encode()

@@ -6,7 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
@@ -52,6 +55,12 @@ def _invalid_body(exc: RequestValidationError) -> Response[dict[str, Any]]:
     return _reply(ValidationFailed("Request body is not valid", validation_details(exc.errors())))
 
 
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_body(exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
+    # Powertools files this under NotImplementedError: without this handler it would be a 500.
+    return _reply(ValidationFailed("Request body must be JSON", validation_details(exc.errors())))
+
+
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
     logger.exception("Unexpected failure")
@@ -61,6 +70,10 @@ def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
 @app.not_found
 def _no_route(exc: Exception) -> Response[dict[str, Any]]:
     return _reply(RouteNotFound("Not found"))
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": ErrorReply}}}
 
 
 def _request_id() -> str:
@@ -73,10 +86,11 @@ def _request_id() -> str:
     summary="Score contract drift of endpoints against recent captured traffic",
     responses={
         200: {"description": "Scored findings"},
-        400: {"description": "Invalid request (INVALID_REQUEST, VALIDATION_FAILED)"},
-        403: {"description": "AI disabled or quota exhausted (RESOURCE_LIMIT_EXCEEDED)"},
-        502: {"description": "LLM provider failed (UPSTREAM_ERROR)"},
-        504: {"description": "LLM provider too slow (UPSTREAM_TIMEOUT)"},
+        400: _error_response("Invalid request (INVALID_REQUEST, VALIDATION_FAILED)"),
+        403: _error_response("AI disabled or quota exhausted (RESOURCE_LIMIT_EXCEEDED)"),
+        500: _error_response("Database or configuration fault (DATABASE_ERROR, INTERNAL_ERROR)"),
+        502: _error_response("LLM provider failed (UPSTREAM_ERROR)"),
+        504: _error_response("LLM provider too slow (UPSTREAM_TIMEOUT)"),
     },
     tags=["contract-drift"],
 )

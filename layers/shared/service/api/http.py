@@ -48,8 +48,16 @@ def request_id_of(event: Mapping[str, Any]) -> str | None:
 
 
 def decode_base64_body(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event with a plain-text body (``isBase64Encoded`` bodies decoded as UTF-8)."""
+    """The event with a plain-text body read as JSON.
+
+    ``isBase64Encoded`` bodies (API Gateway sends any non-text content type that way) are
+    decoded as UTF-8. Both routes speak only JSON, so the body is parsed as JSON whatever the
+    Content-Type says: a JSON body sent as text/plain or octet-stream is accepted, and a body
+    that is not JSON is a 400 VALIDATION_FAILED either way.
+    """
     prepared = dict(event)
+    headers = {key: value for key, value in (prepared.get("headers") or {}).items() if key.lower() != "content-type"}
+    prepared["headers"] = {**headers, "content-type": "application/json"}
     body = prepared.get("body")
     if prepared.get("isBase64Encoded") and isinstance(body, str):
         try:
