@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
@@ -72,7 +73,7 @@ def _no_route(exc: Exception) -> Response[dict[str, Any]]:
     return _reply(RouteNotFound("Not found"))
 
 
-def _error_response(description: str) -> dict[str, Any]:
+def _error_response(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": ErrorReply}}}
 
 
