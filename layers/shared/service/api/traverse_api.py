@@ -186,6 +186,8 @@ def handle_direct(event: Any, context: Any) -> dict[str, Any]:
 def handle(event: Any, context: Any) -> dict[str, Any]:
     """Entry point shared by the Lambda handler and the local API."""
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    # A black-holed database must not hold the function until Lambda kills it.
+    database.limit_io_to(lambda_remaining_ms(context))
     if is_http_event(event):
         return resolve_authenticated(event, context, app, error_envelope)
     return handle_direct(event, context)
