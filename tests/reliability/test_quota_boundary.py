@@ -1,0 +1,144 @@
+"""Case 5: the monthly quota at its boundary under concurrent calls — measure the overshoot.
+
+The quota check reads ``usage_counters`` before the LLM call and metering adds the tokens after
+it (DESIGN §5.7), so every call admitted before any metering lands is let through: the overshoot
+is at most (calls admitted before the first charge lands) × (tokens per call). These tests
+measure it and check that bound; once the burst is metered, the next call is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from devtools.fake_llm import Step
+from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
+from service.drift.prompt import PROMPT_CEILING_CHARS
+from service.errors import ResourceLimitExceeded
+from service.llm import MAX_OUTPUT_TOKENS
+from tests.reliability.conftest import APPS, context
+
+CALLS = 20
+LIMIT = 10_000
+
+
+def _body(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "org_id": str(tenant.org_id),
+        "workspace_id": str(tenant.workspace_id),
+        "spec_excerpt": "openapi: 3.0.0",
+        "endpoints": [{"method": "GET", "path": "/a"}],
+    }
+
+
+def _set_usage(db: Any, tenant: Tenant, used: int) -> None:
+    period = datetime.now(UTC).date().replace(day=1)
+    db.run(
+        "INSERT INTO usage_counters (org_id, period_start, ai_tokens_used) VALUES (:org, :period, :used)",
+        org=tenant.org_id,
+        period=period,
+        used=used,
+    )
+
+
+def _burst(tenant: Tenant, calls: int) -> tuple[list[dict[str, Any]], int]:
+    """``calls`` concurrent direct invokes released together: (replies, refusals)."""
+    app = APPS["drift"][0]
+    gate = threading.Barrier(calls)
+    replies: list[dict[str, Any]] = []
+    refused = 0
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        nonlocal refused
+        gate.wait()
+        try:
+            reply = app.lambda_handler(_body(tenant), context("ContractDriftFunction"))
+        except ResourceLimitExceeded:
+            with lock:
+                refused += 1
+            return
+        with lock:
+            replies.append(reply)
+
+    with ThreadPoolExecutor(max_workers=calls) as pool:
+        list(pool.map(one, range(calls)))
+    return replies, refused
+
+
+@pytest.mark.parametrize("llm_delay_s", [0.3, 0.0], ids=["slow-llm", "fast-llm"])
+def test_quota_overshoot_under_a_concurrent_burst_is_bounded(llm_delay_s, service_env, admin_db, llm_server, figures):
+    tenant = make_tenant(admin_db, "pro", {"ai_tokens_per_month": LIMIT})
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    # one call first, to learn what a call costs (same prompt size every time)
+    probe = APPS["drift"][0].lambda_handler(_body(tenant), context("ContractDriftFunction"))
+    per_call = int(probe["tokens_used"])
+    headroom = 1
+    admin_db.run("DELETE FROM usage_counters WHERE org_id = :org", org=tenant.org_id)
+    _set_usage(admin_db, tenant, LIMIT - headroom)  # one token below the limit
+    llm_server.reset()
+    llm_server.enqueue(*[Step(delay_s=llm_delay_s) for _ in range(CALLS)])
+
+    started = time.monotonic()
+    replies, refused = _burst(tenant, CALLS)
+    elapsed = time.monotonic() - started
+    admitted = len(replies)
+    final = tokens_used(admin_db, tenant.org_id)
+    overshoot = final - LIMIT
+    bound = admitted * per_call - headroom
+    worst_case_per_call = PROMPT_CEILING_CHARS // 4 + MAX_OUTPUT_TOKENS
+    figures.record(
+        f"quota_boundary_{'slow' if llm_delay_s else 'fast'}_llm",
+        limit=LIMIT,
+        used_before=LIMIT - headroom,
+        concurrent_calls=CALLS,
+        admitted=admitted,
+        refused=refused,
+        tokens_per_call=per_call,
+        final_usage=final,
+        overshoot_tokens=overshoot,
+        bound_admitted_x_tokens_per_call=bound,
+        llm_delay_s=llm_delay_s,
+        burst_seconds=round(elapsed, 2),
+        worst_case_tokens_per_call_estimate=worst_case_per_call,
+    )
+    assert admitted + refused == CALLS
+    assert admitted >= 1  # the org was under its limit: at least one call is due
+    assert final == LIMIT - headroom + sum(int(r["tokens_used"]) for r in replies)  # exact metering, no loss
+    assert overshoot <= bound
+    if llm_delay_s:
+        assert admitted == CALLS  # no charge lands before every call is admitted: the worst case is reached
+    # once the burst is metered, the org is over its limit and the next call is refused
+    with pytest.raises(ResourceLimitExceeded):
+        APPS["drift"][0].lambda_handler(_body(tenant), context("ContractDriftFunction"))
+
+
+def test_calls_one_at_a_time_stop_at_the_limit(service_env, admin_db, llm_server, figures):
+    """Sequentially the overshoot is at most one call's tokens: the check sees every earlier charge."""
+    tenant = make_tenant(admin_db, "pro", {"ai_tokens_per_month": 2_000})
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    app = APPS["drift"][0]
+    admitted = per_call = 0
+    for _ in range(50):
+        try:
+            reply = app.lambda_handler(_body(tenant), context("ContractDriftFunction"))
+        except ResourceLimitExceeded:
+            break
+        admitted += 1
+        per_call = max(per_call, int(reply["tokens_used"]))
+    final = tokens_used(admin_db, tenant.org_id)
+    figures.record(
+        "quota_sequential",
+        limit=2_000,
+        admitted=admitted,
+        tokens_per_call=per_call,
+        final_usage=final,
+        overshoot_tokens=final - 2_000,
+    )
+    assert final >= 2_000
+    assert final - 2_000 < per_call
