@@ -1,0 +1,276 @@
+"""Benchmark 1: the single-statement LATERAL sampler against the per-endpoint query loop it replaces.
+
+Both run through the same :class:`~service.db.Database` (same pg8000 connection, same driver
+cost per round trip) on the same generated ``runtime_captures``, in alternating order so drift
+in machine load lands on both.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import hashlib
+import io
+import pstats
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import BenchEnv, BenchResult, Check, Sizes, code_block, fmt_ms, median, timed_ms
+from devtools.postgres import apply_schema
+from service.db import Database
+from service.drift.models import Endpoint
+from service.drift.repository import SAMPLES_SQL, DriftRepository
+
+ENDPOINTS = 25
+PER_ENDPOINT = 5
+TARGET_RATIO = 5.0
+INDEX_NAME = "runtime_captures_sampler_idx"
+
+# One query per endpoint, as the system the sampler replaces did.
+PER_ENDPOINT_SQL = """
+SELECT upper(rc.method), rc.path, rc.status_code, rc.occurred_at,
+       rc.request_body, rc.request_body_encoding, rc.response_body, rc.response_body_encoding
+FROM runtime_captures rc
+WHERE rc.workspace_id = :workspace_id
+  AND upper(rc.method) = :method
+  AND rc.path = :path
+  AND rc.occurred_at >= now() - interval '24 hours'
+ORDER BY rc.occurred_at DESC
+LIMIT :per_endpoint
+"""
+
+# Rows spread like captured traffic: one busy workspace (10 % of rows) among many, a few hot
+# paths and a long tail (random()^2), mostly GET, some lower-case methods, timestamps over
+# the last 7 days (so ~6/7 of them are older than the 24 h window), bodies of a few hundred bytes.
+GENERATE_SQL = """
+INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code,
+                              request_body, request_body_encoding, response_body, response_body_encoding)
+SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:workspaces - 1) END) AS uuid),
+       now() - random() * interval '7 days',
+       (ARRAY['GET', 'GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'get', 'post'])
+           [1 + floor(random() * 10)::int],
+       '/api/v1/r' || floor(random() ^ 2 * :paths)::int || '/items',
+       (ARRAY[200, 200, 200, 201, 204, 400, 404, 500])[1 + floor(random() * 8)::int],
+       '{"id": ' || i || ', "name": "item-' || i || '", "tags": ["a", "b"]}',
+       'utf8',
+       '{"id": ' || i || ', "name": "item-' || i || '", "owner": {"id": ' || (i % 997) || '}, "total": '
+           || round((random() * 1000)::numeric, 2) || ', "status": "ok", "extra": "' || md5(i::text) || '"}',
+       'utf8'
+FROM generate_series(1, :rows) AS i
+"""
+
+# Traffic that exists only outside the window: the sampler must find nothing for it.
+STALE_SQL = """
+INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code, request_body, response_body)
+SELECT CAST(md5('bench-ws:0') AS uuid), now() - interval '25 hours' - i * interval '1 minute',
+       'GET', '/api/v1/legacy/items', 200, '{}', '{"legacy": true}'
+FROM generate_series(1, :rows) AS i
+"""
+
+
+def workspace_id() -> uuid.UUID:
+    return uuid.UUID(hashlib.md5(b"bench-ws:0").hexdigest())
+
+
+def requested_endpoints(paths: int) -> list[Endpoint]:
+    """25 endpoints of the busy workspace: hot and tail paths, mixed-case methods, one stale, one unknown."""
+    wanted: list[Endpoint] = [
+        Endpoint(method="GET", path="/api/v1/legacy/items"),
+        Endpoint(method="GET", path="/api/v1/never-seen"),
+    ]
+    methods = ["GET", "post", "PUT", "delete", "Patch"]
+    step = max(1, paths // 12)
+    for index in range(ENDPOINTS - len(wanted)):
+        path = f"/api/v1/r{(index // 2 * step) % paths}/items"  # two methods per path, hot head and tail
+        wanted.append(Endpoint(method=methods[index % len(methods)], path=path))
+    return wanted
+
+
+def generate(env: BenchEnv, sizes: Sizes) -> float:
+    """Fill ``runtime_captures`` inside Postgres; returns the seconds it took."""
+    connection = env.connect()
+    try:
+        seconds, _ = timed_ms(lambda: _fill(connection, sizes))
+    finally:
+        connection.close()
+    apply_schema(env.postgres.url)  # recreates the sampler index exactly as db/schema.sql defines it
+    connection = env.connect()
+    try:
+        connection.run("VACUUM ANALYZE runtime_captures")
+    finally:
+        connection.close()
+    return seconds / 1000.0
+
+
+def _fill(connection: Any, sizes: Sizes) -> None:
+    connection.run("TRUNCATE runtime_captures RESTART IDENTITY")
+    connection.run(f"DROP INDEX IF EXISTS {INDEX_NAME}")  # bulk load first, index once after
+    connection.run("SELECT setseed(0.5)")
+    connection.run(
+        GENERATE_SQL, rows=sizes.sampler_rows, workspaces=sizes.sampler_workspaces, paths=sizes.sampler_paths
+    )
+    connection.run(STALE_SQL, rows=max(10, sizes.sampler_rows // 1000))
+
+
+class CountingDatabase(Database):
+    """A :class:`Database` that counts its statements (one statement = one round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements = 0
+
+    def query(self, sql: str, *, timeout_ms: int | None = None, **params: Any) -> list[list[Any]]:
+        self.statements += 1
+        return super().query(sql, timeout_ms=timeout_ms, **params)
+
+
+def per_endpoint_loop(db: Database, workspace: uuid.UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Any]:
+    rows: list[Any] = []
+    for endpoint in endpoints:
+        rows += db.query(
+            PER_ENDPOINT_SQL,
+            workspace_id=workspace,
+            method=endpoint.method.upper(),
+            path=endpoint.path,
+            per_endpoint=per_endpoint,
+        )
+    return rows
+
+
+def explain(db: Database, sql: str, **params: Any) -> str:
+    rows = db.query(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", **params)
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def profile_text(fn: Callable[[], Any], calls: int, top: int = 12) -> str:
+    """cProfile of ``calls`` calls of ``fn``, the ``top`` functions by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    return text[text.index("ncalls") :] if "ncalls" in text else text
+
+
+def plan_uses_index(plan: str) -> bool:
+    return INDEX_NAME in plan and "Seq Scan on runtime_captures" not in plan
+
+
+def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
+    env.postgres  # noqa: B018 - start the server (sets DATABASE_URL) before the first query
+    generation_s = generate(env, sizes)
+    db = CountingDatabase()
+    repository = DriftRepository(db)
+    workspace = workspace_id()
+    endpoints = requested_endpoints(sizes.sampler_paths)
+    try:
+        # Warm both paths (connection, plan cache, buffers) before timing.
+        single_rows = repository.recent_samples(workspace, endpoints, PER_ENDPOINT)
+        loop_rows = per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT)
+        same = sorted((c.endpoint.method, c.endpoint.path, c.occurred_at) for c in single_rows) == sorted(
+            (r[0], r[1], r[3]) for r in loop_rows
+        )
+
+        db.statements = 0
+        repository.recent_samples(workspace, endpoints, PER_ENDPOINT)
+        single_trips = db.statements
+        db.statements = 0
+        per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT)
+        loop_trips = db.statements
+
+        single_ms: list[float] = []
+        loop_ms: list[float] = []
+        for round_ in range(sizes.sampler_runs):
+            order = ("single", "loop") if round_ % 2 == 0 else ("loop", "single")
+            for which in order:
+                if which == "single":
+                    single_ms.append(timed_ms(lambda: repository.recent_samples(workspace, endpoints, PER_ENDPOINT))[0])
+                else:
+                    loop_ms.append(timed_ms(lambda: per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT))[0])
+
+        single_plan = explain(
+            db,
+            SAMPLES_SQL,
+            methods=[e.method.upper() for e in endpoints],
+            paths=[e.path for e in endpoints],
+            workspace_id=workspace,
+            per_endpoint=PER_ENDPOINT,
+        )
+        first = endpoints[2]
+        loop_plan = explain(
+            db,
+            PER_ENDPOINT_SQL,
+            workspace_id=workspace,
+            method=first.method.upper(),
+            path=first.path,
+            per_endpoint=PER_ENDPOINT,
+        )
+        profile = profile_text(lambda: repository.recent_samples(workspace, endpoints, PER_ENDPOINT), calls=50)
+        table_rows = db.query("SELECT count(*) FROM runtime_captures")[0][0]
+        window_rows = db.query(
+            "SELECT count(*) FROM runtime_captures WHERE occurred_at >= now() - interval '24 hours'"
+        )[0][0]
+    finally:
+        db.close()
+
+    single_median, loop_median = median(single_ms), median(loop_ms)
+    ratio = loop_median / single_median if single_median > 0 else float("inf")
+    index_ok = plan_uses_index(single_plan) and plan_uses_index(loop_plan)
+    result = BenchResult(key="sampler", title="1. Sampler: one LATERAL statement vs the per-endpoint loop")
+    result.checks = [
+        Check("loop median / sampler median", "≥ 5×", f"{ratio:.1f}×", ratio >= TARGET_RATIO),
+        Check("round trips (sampler vs loop)", "1 vs 25", f"{single_trips} vs {loop_trips}", single_trips == 1),
+        Check(
+            "plans: index scan on runtime_captures, no seq scan",
+            f"{INDEX_NAME}, no Seq Scan",
+            "yes" if index_ok else "no",
+            index_ok,
+        ),
+        Check("same rows from both", "identical", "identical" if same else "DIFFERENT", same),
+    ]
+    result.figures = {
+        "table_rows": table_rows,
+        "rows_in_24h_window": window_rows,
+        "generation_s": round(generation_s, 1),
+        "endpoints": len(endpoints),
+        "per_endpoint": PER_ENDPOINT,
+        "rows_returned": len(single_rows),
+        "runs_each": sizes.sampler_runs,
+        "sampler_median_ms": round(single_median, 3),
+        "loop_median_ms": round(loop_median, 3),
+        "ratio": round(ratio, 2),
+        "round_trips_sampler": single_trips,
+        "round_trips_loop": loop_trips,
+        "index_scans_only": index_ok,
+        "same_rows": same,
+    }
+    result.details = [
+        f"`runtime_captures`: {table_rows:,} rows generated in SQL in {generation_s:.1f} s "
+        f"({sizes.sampler_workspaces} workspaces, the sampled one holding 10 %; {sizes.sampler_paths} paths with a "
+        f"hot head and a long tail; 7 days of timestamps, {window_rows:,} rows inside the 24 h window; "
+        "lower- and upper-case methods; one endpoint with only stale (> 24 h) traffic, one never seen).",
+        f"{len(endpoints)} endpoints × {PER_ENDPOINT} samples → {len(single_rows)} rows; both sides return the "
+        f"same rows: {'yes' if same else 'NO'}. {sizes.sampler_runs} alternating runs of each on one connection.",
+        "",
+        f"- sampler (1 statement): median {fmt_ms(single_median)}",
+        f"- per-endpoint loop ({loop_trips} statements): median {fmt_ms(loop_median)}",
+        f"- ratio: **{ratio:.1f}×** (target ≥ 5×)",
+        "",
+        "Plan of the sampler (`EXPLAIN ANALYZE`, all 25 endpoints):",
+        "",
+        *code_block(single_plan),
+        "",
+        f"Plan of one query of the loop (`{first.label}`):",
+        "",
+        *code_block(loop_plan),
+        "",
+        "Where the sampler's time goes on the client (cProfile, 50 calls, by own time): the server's part is "
+        "the plan above; pg8000 decoding `timestamptz` with `datetime.strptime` and rewriting `:name` "
+        "placeholders in Python (`to_statement`) are costs both sides pay per row / per statement.",
+        "",
+        *code_block(profile),
+    ]
+    return result
