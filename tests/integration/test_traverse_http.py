@@ -150,5 +150,5 @@ def test_unknown_route_is_not_found(service_env, monkeypatch):
     reply = traverse_app.lambda_handler(
         http_event("POST", "/v1/elsewhere", {}, token=INTERNAL_TOKEN), LocalLambdaContext("TraverseAnswerFunction")
     )
-    assert reply["statusCode"] == 400
+    assert reply["statusCode"] == 404
     assert reply_json(reply)["error"] == "Not found"

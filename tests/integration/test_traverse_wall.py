@@ -48,6 +48,7 @@ def seeded(service_env: dict[str, str], admin_db: Any, monkeypatch: pytest.Monke
 
 def test_slow_hop_is_cut_at_the_wall_over_http(seeded, postgres):
     start, behind = seeded
+    assert call({"text": start, "budget_ms": WALL_MS, "max_hops": 1})[0] == 200  # warm: token cached, connected
     with edges_locked(postgres):
         started = time.monotonic()
         status, reply = call({"text": start, "budget_ms": WALL_MS, "max_hops": 3})

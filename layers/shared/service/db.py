@@ -12,6 +12,8 @@ import json
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,6 +31,8 @@ from service.secrets import read_secret
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Socket I/O limit when no invocation deadline is known; with one, the limit is the time left.
 DEFAULT_IO_TIMEOUT_SECONDS = 60.0
+# Past a statement's own timeout, how long to wait for the server's cancellation to arrive.
+STATEMENT_GRACE_SECONDS = 0.1
 # SQLSTATEs that mean "this session is gone": admin shutdown/termination, crash, connection failures.
 CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
 QUERY_CANCELED = "57014"
@@ -162,11 +166,29 @@ def _is_connection_lost(exc: Exception) -> bool:
 class _Session:
     connection: pg8000.native.Connection | None = None
     statement_timeout_ms: int = 0
-    io_timeout_s: float = DEFAULT_IO_TIMEOUT_SECONDS
+    # Monotonic time by which this invocation must be done with the database (None: no deadline).
+    deadline: float | None = None
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """pg8000 wraps a socket timeout in InterfaceError; look through the chain for it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Database:
-    """Runs SQL on the thread's connection, reconnecting once when it was lost."""
+    """Runs SQL on the thread's connection, within the invocation's deadline.
+
+    A connection that dropped while the function was idle is replaced once. Every socket wait
+    (connect, each read) is bounded by the time the invocation has left, so a dead or
+    black-holed database is reported before the Lambda would be killed; a statement run under
+    ``timeout_ms`` is also bounded by that limit (plus a short grace for the server's own
+    cancellation to arrive) and reports :class:`StatementTimeout` either way.
+    """
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -178,35 +200,39 @@ class Database:
             self._local.session = session
         return session
 
-    def _connection(self) -> pg8000.native.Connection:
+    @contextlib.contextmanager
+    def deadline(self, remaining_ms: float | None) -> Iterator[None]:
+        """Within this block, be done with the database within ``remaining_ms``.
+
+        The reply reserve is kept back; ``None`` (no Lambda context) means no deadline.
+        """
+        session = self._session()
+        session.deadline = (
+            None if remaining_ms is None else time.monotonic() + max(0.05, (remaining_ms - REPLY_RESERVE_MS) / 1000.0)
+        )
+        try:
+            yield
+        finally:
+            session.deadline = None
+
+    def _seconds_left(self) -> float:
+        deadline = self._session().deadline
+        return DEFAULT_IO_TIMEOUT_SECONDS if deadline is None else deadline - time.monotonic()
+
+    def _connection(self, wait_s: float) -> pg8000.native.Connection:
         session = self._session()
         if session.connection is None:
             try:
-                session.connection = connection_params().connect(session.io_timeout_s)
+                session.connection = connection_params().connect(wait_s)
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 logger.error("Database connection failed", extra={"error": str(exc)})
                 raise DatabaseError("Database is unavailable") from None
             session.statement_timeout_ms = 0
+        # pg8000 keeps the socket as ``_usock`` (ours, or its TLS wrapper): bound the next reads.
+        sock = getattr(session.connection, "_usock", None)
+        if isinstance(sock, socket.socket):
+            sock.settimeout(wait_s)
         return session.connection
-
-    def limit_io_to(self, remaining_ms: float | None) -> None:
-        """Bound every socket read of this invocation by the Lambda's remaining time.
-
-        Statement timeouts (shorter) still fire first; this only stops a dead or
-        black-holed database from holding the function until Lambda kills it.
-        """
-        session = self._session()
-        session.io_timeout_s = (
-            DEFAULT_IO_TIMEOUT_SECONDS
-            if remaining_ms is None
-            else max(0.05, (remaining_ms - REPLY_RESERVE_MS) / 1000.0)
-        )
-        connection = session.connection
-        if connection is not None:
-            # pg8000 keeps the socket we handed it as ``_usock``; our own object, so settimeout is safe.
-            sock = getattr(connection, "_usock", None)
-            if isinstance(sock, socket.socket):
-                sock.settimeout(session.io_timeout_s)
 
     def close(self) -> None:
         """Drop this thread's connection (tests, and after a fatal error)."""
@@ -216,8 +242,8 @@ class Database:
                 session.connection.close()
         session.connection = None
 
-    def _execute(self, sql: str, timeout_ms: int | None, params: dict[str, Any]) -> list[list[Any]]:
-        connection = self._connection()
+    def _execute(self, sql: str, wait_s: float, timeout_ms: int | None, params: dict[str, Any]) -> list[list[Any]]:
+        connection = self._connection(wait_s)
         session = self._session()
         wanted = max(1, int(timeout_ms)) if timeout_ms is not None else 0
         if wanted != session.statement_timeout_ms:
@@ -230,14 +256,30 @@ class Database:
         """Rows of ``sql`` (``:name`` placeholders), under ``statement_timeout`` if given.
 
         Every statement the service sends is safe to repeat (reads, and metering keyed by
-        request id), so one retry on a fresh connection is always allowed.
+        request id), so one retry on a fresh connection is allowed when the old one was lost
+        and time remains; a database that stops answering is never waited for twice.
         """
         for attempt in (1, 2):
+            wait_s = self._seconds_left()
+            if timeout_ms is not None:
+                wait_s = min(wait_s, timeout_ms / 1000.0 + STATEMENT_GRACE_SECONDS)
+            if wait_s <= 0:
+                raise (
+                    StatementTimeout("No time left for the statement")
+                    if timeout_ms is not None
+                    else DatabaseError("No time left for the database")
+                )
             try:
-                return self._execute(sql, timeout_ms, params)
+                return self._execute(sql, wait_s, timeout_ms, params)
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 if isinstance(exc, PgDatabaseError) and _sqlstate(exc) == QUERY_CANCELED:
                     raise StatementTimeout("Statement cancelled by its time limit") from None
+                if _timed_out(exc):
+                    self.close()  # the protocol state is unknown after an interrupted read
+                    logger.error("Database did not answer in time", extra={"waited_s": round(wait_s, 3)})
+                    if timeout_ms is not None:
+                        raise StatementTimeout("Database did not answer within the statement's time limit") from None
+                    raise DatabaseError("Database did not answer in time") from None
                 lost = _is_connection_lost(exc)
                 if lost:
                     self.close()

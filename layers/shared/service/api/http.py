@@ -1,8 +1,11 @@
-"""What both functions do with an event before their domain code runs.
+"""What both functions do with an API Gateway event before their domain code runs.
 
 API Gateway HTTP API events (payload 2.0) are told apart from direct invokes (Step
-Functions), base64 bodies are decoded, and the bearer token is checked before any routing or
-body validation, so an unauthenticated caller learns nothing and never reaches the database.
+Functions). :class:`ServiceResolver` then checks, in this order and before Powertools routes
+or validates anything: the bearer token (so an unauthenticated caller learns nothing and
+never reaches the database), an optional gate, and that the body is a JSON object. Every
+failure, ours or the resolver's, leaves in the route's error envelope: never a 422 or a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,13 +16,21 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.metrics import MetricUnit
 
-from service.errors import ServiceError, ValidationFailed
-from service.observability import logger
+from service.budget import lambda_remaining_ms
+from service.db import database
+from service.errors import InternalError, RouteNotFound, ServiceError, ValidationFailed
+from service.observability import logger, metrics
 from service.secrets import token_verifier
 
 Envelope = Callable[[ServiceError, str | None], dict[str, Any]]
+Gate = Callable[[], None]
 
 
 def is_http_event(event: Any) -> bool:
@@ -56,8 +67,10 @@ def decode_base64_body(event: Mapping[str, Any]) -> dict[str, Any]:
     that is not JSON is a 400 VALIDATION_FAILED either way.
     """
     prepared = dict(event)
-    headers = {key: value for key, value in (prepared.get("headers") or {}).items() if key.lower() != "content-type"}
-    prepared["headers"] = {**headers, "content-type": "application/json"}
+    raw_headers = prepared.get("headers")
+    headers = raw_headers if isinstance(raw_headers, Mapping) else {}
+    kept = {key: value for key, value in headers.items() if str(key).lower() != "content-type"}
+    prepared["headers"] = {**kept, "content-type": "application/json"}
     body = prepared.get("body")
     if prepared.get("isBase64Encoded") and isinstance(body, str):
         try:
@@ -66,6 +79,32 @@ def decode_base64_body(event: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationFailed("Request body is not valid base64-encoded UTF-8") from None
         prepared["isBase64Encoded"] = False
     return prepared
+
+
+def body_problem(event: Mapping[str, Any]) -> ValidationFailed | None:
+    """Why the body cannot be a request object, found before Powertools parses it.
+
+    Powertools answers some malformed bodies (a JSON scalar, nesting deep enough to hit the
+    recursion limit, a body that is not a string) with exceptions it does not classify as
+    validation errors; here they are all a plain 400.
+    """
+    body = event.get("body")
+    if body is None or body == "":
+        return _body_error("Request body is required (a JSON object)", "missing")
+    if not isinstance(body, str):
+        return _body_error("Request body is not valid JSON", "json_invalid")
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return _body_error("Request body is not valid JSON", "json_invalid")
+    if not isinstance(parsed, dict):
+        return _body_error("Request body must be a JSON object", "model_type")
+    return None
+
+
+def _body_error(message: str, error_type: str) -> ValidationFailed:
+    """Same ``details`` shape as a schema validation failure."""
+    return ValidationFailed(message, {"errors": [{"loc": ["body"], "msg": message, "type": error_type}]})
 
 
 def json_reply(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,14 +127,77 @@ def validation_details(errors: Any) -> dict[str, Any]:
     return {"errors": listed}
 
 
-def resolve_authenticated(
-    event: Mapping[str, Any], context: Any, app: APIGatewayHttpResolver, envelope: Envelope
+class ServiceResolver(APIGatewayHttpResolver):
+    """A Powertools resolver for one JSON route whose every failure leaves as ``envelope``."""
+
+    def __init__(self, path: str, envelope: Envelope, gate: Gate | None = None) -> None:
+        super().__init__(enable_validation=True)
+        self.path = path
+        self.envelope = envelope
+        self.gate = gate
+        self.exception_handler(ServiceError)(self._service_error)
+        self.exception_handler(RequestValidationError)(self._invalid_body)
+        self.exception_handler(RequestUnsupportedContentType)(self._invalid_body)
+        self.exception_handler(Exception)(self._unexpected)
+        self.not_found(self._no_route)
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """Token → gate → body → Powertools (routing, validation, the route itself)."""
+        try:
+            prepared = decode_base64_body(event)
+            token_verifier.verify(header(prepared, "authorization"))
+            if self.gate is not None:
+                self.gate()
+            if prepared.get("rawPath") == self.path and (problem := body_problem(prepared)) is not None:
+                raise problem
+        except ServiceError as exc:
+            logger.info("Request refused before routing", extra={"error_code": exc.error_code})
+            return json_reply(exc.status, self.envelope(exc, request_id_of(event)))
+        return super().resolve(prepared, context)
+
+    def reply(self, exc: ServiceError) -> Response[dict[str, Any]]:
+        return Response(
+            status_code=exc.status,
+            content_type=content_types.APPLICATION_JSON,
+            body=self.envelope(exc, request_id_of(self.current_event.raw_event)),
+        )
+
+    def _service_error(self, exc: ServiceError) -> Response[dict[str, Any]]:
+        logger.info("Request failed", extra={"error_code": exc.error_code, "error": exc.message})
+        return self.reply(exc)
+
+    def _invalid_body(self, exc: RequestValidationError | RequestUnsupportedContentType) -> Response[dict[str, Any]]:
+        return self.reply(ValidationFailed("Request body is not valid", validation_details(exc.errors())))
+
+    def _unexpected(self, exc: Exception) -> Response[dict[str, Any]]:
+        logger.exception("Unexpected failure")
+        return self.reply(InternalError("Internal error"))
+
+    def _no_route(self, exc: Exception) -> Response[dict[str, Any]]:
+        return self.reply(RouteNotFound("Not found"))
+
+
+def dispatch(
+    event: Any, context: Any, app: ServiceResolver, direct: Callable[[Any, Any], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Check the bearer token, then hand the event to the Powertools resolver."""
+    """A function's entry: API Gateway events to ``app``, anything else to ``direct``.
+
+    The whole invocation runs under the database deadline of the Lambda's remaining time, so a
+    black-holed database cannot hold the function until Lambda kills it.
+    """
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    with database.deadline(lambda_remaining_ms(context)):
+        if is_http_event(event):
+            return app.resolve(event, context)
+        return direct(event, context)
+
+
+def run_direct(invoke: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A direct invoke's work: typed errors pass through, anything else becomes ``InternalError``."""
     try:
-        prepared = decode_base64_body(event)
-        token_verifier.verify(header(prepared, "authorization"))
-    except ServiceError as exc:
-        logger.info("Request refused before routing", extra={"error_code": exc.error_code})
-        return json_reply(exc.status, envelope(exc, request_id_of(event)))
-    return app.resolve(prepared, context)
+        return invoke()
+    except ServiceError:
+        raise
+    except Exception:  # noqa: BLE001 - a bug must still reach Step Functions as a typed error
+        logger.exception("Unexpected failure")
+        raise InternalError("Internal error") from None
