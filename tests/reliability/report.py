@@ -1,0 +1,380 @@
+"""Render ``docs/reliability.md`` from the figures the reliability tests wrote.
+
+    .venv/bin/pytest tests/reliability            # writes .local/reliability/figures.json
+    .venv/bin/python -m tests.reliability.report  # writes docs/reliability.md from it
+
+Every figure in the document comes from that file; nothing here is typed in by hand except
+what each figure means and which test produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES_PATH = ROOT / ".local" / "reliability" / "figures.json"
+DOC_PATH = ROOT / "docs" / "reliability.md"
+PYTEST = ".venv/bin/pytest"
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    test: str
+    meaning: str
+
+
+CASES: list[tuple[str, list[Section]]] = [
+    (
+        "1. Auth: wrong credentials on both routes",
+        [
+            Section(
+                "auth_drift",
+                "Contract-drift route",
+                "'test_auth_abuse.py::test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply[drift]'",
+                "Generated wrong Authorization values (prefixes, suffixes, substitutions, case, whitespace, "
+                "homoglyphs, invisible characters, Bearer variants, other schemes, very long values) plus the right "
+                "token under other headers, a cookie and the query string. `replies_differing_from_missing_token` "
+                "compares the whole proxy reply (status, headers, body) with the no-token reply for the same "
+                "requestId. Secrets Manager calls were counted in botocore and in moto's request log during the "
+                "flood (default settings: 5 s refresh interval).",
+            ),
+            Section(
+                "auth_traverse",
+                "traverse_answer route",
+                "'test_auth_abuse.py::test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply[traverse]'",
+                "Same generator, same checks, gate on.",
+            ),
+            Section(
+                "auth_constant_time",
+                "Constant-time comparison",
+                "test_auth_abuse.py -k 'compare_digest or compared_whole or work_done or nothing_but'",
+                "No wall-clock figures: forcing `hmac.compare_digest`'s verdict flips the outcome both ways "
+                "(so it alone decides); every wrong token is passed to it whole against the whole expected "
+                "`Bearer <token>` (one call per token when no re-read is due); the number of Python lines "
+                "`verify` runs is the same whether 0 or 29 leading characters are right; the verifier's AST has no "
+                "==, in, slicing, len() or startswith on the header or the secret.",
+            ),
+        ],
+    ),
+    (
+        "2. Malformed input",
+        [
+            Section(
+                "malformed_drift",
+                "Contract-drift function",
+                "test_malformed_input.py",
+                "API Gateway events with the right token (hand-written classics + hypothesis: invalid JSON, wrong "
+                "types, missing fields, 2 MB strings, nesting to 500 levels, base64 and broken base64 bodies, "
+                "content types, unknown methods and paths) and direct payloads (non-objects, generated objects). "
+                "Every 4xx checked against the §5 envelope and its request_id; no traceback text. Direct invokes: "
+                "outcome by exception class (`reply` = a normal reply).",
+            ),
+            Section(
+                "malformed_traverse",
+                "traverse_answer function",
+                "test_malformed_input.py",
+                "Same, every 4xx checked for `schema: mnem.v1.err`.",
+            ),
+            Section(
+                "schemathesis",
+                "schemathesis against the local API",
+                "test_schemathesis_local_api.py::test_schemathesis_finds_no_server_error_on_either_route",
+                "The schemathesis v4 CLI against `GET /openapi.json` of the in-process local API (examples, "
+                "coverage and fuzzing phases). The only server errors are the local API's own 501 for TRACE, sent "
+                "by the coverage phase (a devtools bug, pinned as xfail).",
+            ),
+        ],
+    ),
+    (
+        "3. Database faults",
+        [
+            Section(
+                "db_connection_killed",
+                "Connection killed before every warm invoke",
+                "test_db_faults.py::test_connection_killed_between_every_warm_invoke_of_both_functions",
+                "pg_terminate_backend on the service's connection before each of the calls, alternating drift "
+                "and traverse in one warm process.",
+            ),
+            Section(
+                "db_down",
+                "Database down",
+                "test_db_faults.py::test_database_down_is_a_quick_500_for_both_functions_and_nothing_is_metered",
+                "DATABASE_URL at a missing unix socket and at a TCP port nobody listens on; reply time in ms for a "
+                "Lambda with 3 s left; 500 DATABASE_ERROR over HTTP, DatabaseError on direct invoke; no LLM call, "
+                "nothing metered.",
+            ),
+            Section(
+                "db_lost_after_llm",
+                "Database lost while the LLM answers",
+                "test_db_faults.py::test_database_lost_while_the_llm_answers_charges_nothing_and_says_so",
+                "The connection is killed and the address starts refusing while the LLM is answering: the reply "
+                "is 500 DATABASE_ERROR and nothing is charged (the provider's tokens are spent, unbilled).",
+            ),
+            Section(
+                "db_hung",
+                "Database that accepts and never answers (BUG, xfail)",
+                "test_db_faults.py::test_hung_database_does_not_hold_traverse_past_its_wall",
+                "traverse with budget_ms 500 and 3 s left: the reply comes long after the wall.",
+            ),
+        ],
+    ),
+    (
+        "4. LLM faults",
+        [
+            Section(
+                "llm_faults",
+                "Scripted provider faults (drift over HTTP, 3 s Lambda)",
+                "test_llm_faults.py::test_llm_fault_scenario",
+                "Attempts are the requests the fake provider received (at most 3). `provider_completed_tokens` "
+                "counts completions the provider finished with status 200; `tokens_metered` is usage_counters "
+                "after the call. Also covered in tests/integration/test_drift_faults.py: 500 x5, 429 + Retry-After, "
+                "Retry-After beyond the time left, slow reply, 401, truncated JSON, non-JSON, no JSON in the text, "
+                "3 MB reply, connection refused.",
+            ),
+            Section(
+                "llm_late_completion",
+                "Reply slower than the time left",
+                "test_llm_faults.py::test_provider_finishing_after_we_gave_up_is_not_metered",
+                "504 inside the Lambda's time; the provider finishes afterwards and the org is charged nothing.",
+            ),
+        ],
+    ),
+    (
+        "5. Concurrency and the quota boundary",
+        [
+            Section(
+                "quota_boundary_slow_llm",
+                "20 concurrent calls, 1 token of quota left, LLM answering in 0.3 s",
+                "'test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[slow-llm]'",
+                "Every call is admitted before any charge lands: the worst case of the check-then-charge design.",
+            ),
+            Section(
+                "quota_boundary_fast_llm",
+                "20 concurrent calls, 1 token of quota left, LLM answering at once",
+                "'test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[fast-llm]'",
+                "Charges land during the burst, so fewer calls get in (the number varies from run to run).",
+            ),
+            Section(
+                "quota_sequential",
+                "One call at a time",
+                "test_quota_boundary.py::test_calls_one_at_a_time_stop_at_the_limit",
+                "Sequential overshoot is below one call's tokens.",
+            ),
+        ],
+    ),
+    (
+        "6. Secret rotation while warm (short windows: cache 1 s, refresh interval 0.25 s)",
+        [
+            Section(
+                "rotation_drift",
+                "Rotation seen by the drift function",
+                "'test_secret_rotation.py::test_new_token_works_at_once_and_the_old_one_stops[drift]'",
+                "Same warm process (the Powertools provider object is unchanged): no cold start.",
+            ),
+            Section(
+                "rotation_traverse",
+                "Rotation seen by traverse_answer",
+                "'test_secret_rotation.py::test_new_token_works_at_once_and_the_old_one_stops[traverse]'",
+                "As above.",
+            ),
+            Section(
+                "rotation_old_token_window",
+                "Old token after rotation when nobody presents the new one",
+                "test_secret_rotation.py::test_old_token_stops_once_the_cache_expires_even_if_nobody_uses_the_new_one",
+                "The old token lives as long as the cached value: INTERNAL_TOKEN_CACHE_SECONDS (60 s by default).",
+            ),
+            Section(
+                "rotation_new_token_gap",
+                "New token right after a wrong token spent the forced re-read",
+                "test_secret_rotation.py::test_new_token_can_be_refused_until_the_refresh_interval_passes",
+                "The new token is refused until the refresh interval passes (5 s by default).",
+            ),
+            Section(
+                "flood_drift",
+                "Wrong-token flood, drift",
+                "'test_secret_rotation.py::test_flood_of_wrong_tokens_is_a_trickle_of_secrets_manager_calls[drift]'",
+                "`bound` = elapsed/interval + 1 + elapsed/cache + 1.",
+            ),
+            Section(
+                "flood_traverse",
+                "Wrong-token flood, traverse",
+                "'test_secret_rotation.py::test_flood_of_wrong_tokens_is_a_trickle_of_secrets_manager_calls[traverse]'",
+                "As above.",
+            ),
+        ],
+    ),
+    (
+        "7. Tenant isolation",
+        [
+            Section(
+                "tenant_isolation",
+                "Property over random organizations, workspaces and captures",
+                "test_tenant_isolation.py::test_no_capture_of_another_workspace_reaches_a_prompt",
+                "Each capture carries its workspace id; every tag in every prompt the fake LLM received is checked "
+                "(sibling workspaces of the same org count as foreign). A workspace of another org is refused "
+                "(direct and HTTP) with no LLM call.",
+            ),
+            Section(
+                "traverse_graph_isolation",
+                "traverse_answer graphs",
+                "test_tenant_isolation.py::test_traverse_never_returns_a_node_of_another_graph",
+                "Same node id and words in three graphs: no reply names a node of another graph.",
+            ),
+        ],
+    ),
+    (
+        "8. Prompt injection",
+        [
+            Section(
+                "prompt_injection",
+                "Hostile captured bodies in the prompts the LLM received",
+                "test_prompt_injection.py::test_hostile_bodies_stay_inside_their_fences",
+                "Bodies built from fence closers, fake headings, fake samples, instructions, CR/LF, U+2028, control "
+                "characters, stored plain or base64; each must sit whole inside its own fence and nothing foreign "
+                "may appear outside the fences.",
+            ),
+            Section(
+                "prompt_nonces",
+                "Fresh nonce per prompt",
+                "test_prompt_injection.py::test_every_prompt_has_its_own_nonce",
+                "",
+            ),
+        ],
+    ),
+]
+
+BUGS = [
+    (
+        "Lone surrogate in the Authorization header crashes the token check",
+        "test_auth_abuse.py::test_header_with_a_lone_surrogate_is_refused_not_crashed",
+        "`InternalTokenVerifier._matches` calls `header.encode()`; an event whose header holds `\\ud800` raises "
+        "UnicodeEncodeError out of the handler (a Lambda error, 5xx at API Gateway) instead of the 400.",
+    ),
+    (
+        "Deeply nested JSON is a 500",
+        "test_malformed_input.py::test_deeply_nested_json_is_a_400",
+        "A body nested about 1000 levels deep makes json.loads raise RecursionError: 500 INTERNAL_ERROR on both "
+        "routes instead of 400 VALIDATION_FAILED.",
+    ),
+    (
+        "Drift answers 500 to a non-JSON content type",
+        "test_malformed_input.py::test_unsupported_content_type_is_a_400",
+        "text/plain, APPLICATION/JSON, application/octet-stream, application/xml, text/json: Powertools raises "
+        "RequestUnsupportedContentType (a NotImplementedError) and drift's catch-all makes it 500 (traverse has a "
+        "handler since f30b5d4). multipart/form-data without a boundary is a 500 on both routes.",
+    ),
+    (
+        "NUL in a string reaches PostgreSQL",
+        "test_malformed_input.py::test_nul_character_is_a_400",
+        "An endpoint path (drift) or text/graph (traverse) holding U+0000 passes validation; Postgres refuses it "
+        "and the request ends 500 DATABASE_ERROR / DatabaseError.",
+    ),
+    (
+        "Half-formed API Gateway events escape untyped",
+        "test_malformed_input.py::test_broken_http_shaped_event_is_a_typed_refusal",
+        "requestContext.http null or empty, rawPath not a string, headers a list or with a non-string name, a "
+        "non-string body: TypeError/KeyError/AttributeError or 500 INTERNAL_ERROR. Only a direct (IAM) caller "
+        "can send these.",
+    ),
+    (
+        "A hung database holds traverse past its wall",
+        "test_db_faults.py::test_hung_database_does_not_hold_traverse_past_its_wall",
+        "Connecting to a server that accepts TCP and never answers is not bounded by the effective wall: see "
+        "`db_hung` above.",
+    ),
+    (
+        "Nonce stripping is single-pass",
+        "test_prompt_injection.py::test_nonce_nested_inside_itself_cannot_close_the_fence",
+        "`_neutralise` does one `replace(nonce, '')`; data holding the nonce nested in itself reassembles it and "
+        "closes its fence. Needs the secret 64-bit per-prompt nonce, so not exploitable blind; defence in depth.",
+    ),
+    (
+        "Local API answers TRACE/unknown verbs with 501 HTML",
+        "test_schemathesis_local_api.py::test_local_api_answers_an_unlisted_method_without_a_5xx",
+        "devtools/local_api.py has no handler for them, so http.server's 501 page goes out (API Gateway: 404 JSON).",
+    ),
+    (
+        "Drift's sample count is a lax integer",
+        "test_schemathesis_local_api.py::test_drift_refuses_a_non_integer_sample_count",
+        '`max_samples_per_endpoint`: false, true, "3" and 2.0 are accepted though the OpenAPI says integer.',
+    ),
+]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return str(value).replace("|", "\\|")
+
+
+def _table(figures: dict[str, Any]) -> list[str]:
+    if all(isinstance(v, dict) for v in figures.values()) and figures:
+        columns = sorted({k for v in figures.values() for k in v})
+        lines = ["| scenario | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for name, row in figures.items():
+            lines.append(f"| {name} | " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+        return lines
+    lines = ["| figure | value |", "|---|---|"]
+    lines += [f"| {name} | {_cell(value)} |" for name, value in figures.items()]
+    return lines
+
+
+def render(document: dict[str, Any]) -> str:
+    sections: dict[str, Any] = document.get("sections", {})
+    out = [
+        "# Reliability: what the service survives",
+        "",
+        "Figures from the abuse and fault suite (`tests/reliability/`, issue 6). Every number below was",
+        "written by a test run into `.local/reliability/figures.json` and rendered by",
+        "`python -m tests.reliability.report`; none is typed in by hand. To reproduce:",
+        "",
+        "```bash",
+        f"{PYTEST} tests/reliability                # or the whole suite: make test",
+        ".venv/bin/python -m tests.reliability.report",
+        "```",
+        "",
+        f"Figures written at {document.get('written_at', '?')} (UTC). Each table names the test that produced it;",
+        f"`{PYTEST} tests/reliability/<file>::<test>` reruns just that one.",
+        "",
+    ]
+    for title, parts in CASES:
+        out += [f"## {title}", ""]
+        for part in parts:
+            out += [f"### {part.title}", "", f"Command: `{PYTEST} tests/reliability/{part.test}`", ""]
+            if part.meaning:
+                out += [part.meaning, ""]
+            figures = sections.get(part.key)
+            out += _table(figures) if figures else ["*(no figures: the test did not run)*"]
+            out.append("")
+    out += [
+        "## Bugs found (each pinned by a strict xfail test)",
+        "",
+        "A fix turns its test into an XPASS, which fails the suite until the marker is removed.",
+        "",
+    ]
+    for number, (title, test, detail) in enumerate(BUGS, start=1):
+        out += [f"{number}. **{title}** — `tests/reliability/{test}`. {detail}", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--figures", type=Path, default=FIGURES_PATH)
+    parser.add_argument("--output", type=Path, default=DOC_PATH)
+    args = parser.parse_args(argv)
+    document = json.loads(args.figures.read_text())
+    args.output.write_text(render(document))
+    print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
