@@ -45,5 +45,10 @@ sam-check: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-dir $(SAM_BUILD_DIR)
 
+# Every benchmark of docs/benchmarks.md at full size (about ten minutes; rewrites that file).
+# Not part of `make test`, which runs the smoke sizes (tests/integration/test_bench_smoke.py).
+bench: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(VENV)/bin/python -m bench $(ARGS)
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
