@@ -375,4 +375,26 @@ def run(env: BenchEnv, sizes: Sizes, layer_dir: Path | None = None) -> BenchResu
             *md_table(["package", "self time"], [[name, f"{value:.1f} ms"] for name, value in profile]),
             "",
         ]
+    shipped_worst = max(medians["lambda, no layer bytecode"].values())
+    cached_worst = max(medians["lambda"].values())
+    if shipped_worst > TARGET_IMPORT_S:
+        result.findings += [
+            f"- **Cold start as shipped: {shipped_worst:.2f} s > 0.5 s** (the same imports take {cached_worst:.2f} s "
+            "when the layer's bytecode exists — same interpreter, same run). Cause: `layers/shared/Makefile` installs "
+            "with `--no-compile` and deletes every `__pycache__`, and `/opt` is read-only on Lambda, so every cold "
+            "start compiles Powertools, pydantic, httpx, pg8000, aws_xray_sdk and the `service` package from source "
+            "(the `-X importtime` tables in section 4). Proposed fix (layer Makefile, not a bench file): compile with "
+            "the runtime's interpreter at build time, e.g. `python3.13 -m compileall -q -j 0 --invalidation-mode "
+            'unchecked-hash "$(ARTIFACTS_DIR)/python"` instead of deleting `__pycache__` (unchecked-hash: zip '
+            f"timestamps cannot invalidate it). Cost: about {cold.layer_bytecode_bytes / 1_000_000:.1f} MB of "
+            "bytecode for the modules the handlers import (more if everything is compiled) — re-check the 25 MB "
+            "budget. Moving imports into the invoke path would only shift the cost to the first request and make "
+            "it per-invoke-billed, so it is not proposed.",
+            "",
+        ]
+    if cached_worst > TARGET_IMPORT_S:
+        result.findings += [
+            f"- **Cold start with bytecode: {cached_worst:.2f} s > 0.5 s**; see the `-X importtime` tables.",
+            "",
+        ]
     return result

@@ -114,6 +114,8 @@ class BenchResult:
     checks: list[Check] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     details: list[str] = field(default_factory=list)
+    # Missed targets and findings: cause, evidence, proposed fix (collected in one section of the doc).
+    findings: list[str] = field(default_factory=list)
 
     @property
     def met(self) -> bool:
@@ -219,6 +221,9 @@ class BenchEnv:
             self._postgres = start_postgres(self._base_dir)
             os.environ["DATABASE_URL"] = self._postgres.url
             _reset_service_caches()
+            from service.db import database
+
+            database.close()  # a warm connection (e.g. the test suite's) would point at another server
         return self._postgres
 
     @property

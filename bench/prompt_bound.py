@@ -98,4 +98,15 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
         "neutralises each whole body before truncating it, so its CPU time grows with the captured bodies, "
         "which nothing bounds.",
     ]
+    result.findings += [
+        f"- Finding (no target): `build_prompt` took {build_ms:.0f} ms for the worst input against "
+        f"{capped_ms:.1f} ms for the same-size prompt from bodies already at the cap. It decodes base64 and "
+        "neutralises (regex over control characters, nonce removal) each *whole* body before `truncate`, so a "
+        "workspace whose captures hold megabyte bodies costs seconds of Lambda CPU per score. Proposed fix in "
+        "`service/drift/prompt.py` (not a bench file): cut each body to its limit (plus the nonce length, and "
+        "4/3 of it before a base64 decode) before neutralising, keeping the original length for the marker; the "
+        "ceiling and the fence guarantees are unchanged. Alternatively `left(body, N)` in `SAMPLES_SQL` also "
+        "stops megabytes crossing the wire.",
+        "",
+    ]
     return result

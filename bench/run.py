@@ -148,6 +148,10 @@ def render(results: list[BenchResult], machine: dict[str, Any], command: str = C
         ),
         "",
     ]
+    findings = [line for result in results for line in result.findings]
+    lines += ["## Missed targets, findings and proposed fixes", ""]
+    lines += findings or ["Every target was met; nothing to report.", ""]
+    lines += [""]
     for result in results:
         lines += [f"## {result.title}", "", *result.details, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
