@@ -68,8 +68,9 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
         result.findings += [
             f"- **BYOK whole decrypt, first vs warm: {ratio:,.0f}× < 100×** (the key derivation itself: "
             f"{derive_ratio:,.0f}×, met). Derivation is cached, but each warm `decrypt_api_key` still costs "
-            f"{warm_median * 1000:.0f} µs of pure-Python AES-GCM: GHASH's bit-by-bit `_gf_multiply` and three "
-            "pyaes key expansions per call (profile in section 6). It runs once per request that uses BYOK, so it "
+            f"{warm_median * 1000:.0f} µs of pure-Python AES-GCM, mostly five pyaes key expansions "
+            "(`AES(key)`, one per cipher object built) and block encryptions per call; GHASH is smaller "
+            "(profile in section 6). It runs once per request that uses BYOK, so it "
             "matters little against an LLM call, but the issue's ratio is missed. Proposed fix in "
             "`service/drift/byok.py` (not a bench file): memoise the plaintext per (sealed key, passphrase) with "
             "`functools.lru_cache(maxsize=8)` as `derive_key` already is (the warm process already holds the "
