@@ -36,7 +36,7 @@ CASES: list[tuple[str, list[Section]]] = [
             Section(
                 "auth_drift",
                 "Contract-drift route",
-                "'test_auth_abuse.py::test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply[drift]'",
+                "test_auth_abuse.py::test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply[drift]",
                 "Generated wrong Authorization values (prefixes, suffixes, substitutions, case, whitespace, "
                 "homoglyphs, invisible characters, Bearer variants, other schemes, very long values) plus the right "
                 "token under other headers, a cookie and the query string. `replies_differing_from_missing_token` "
@@ -47,7 +47,7 @@ CASES: list[tuple[str, list[Section]]] = [
             Section(
                 "auth_traverse",
                 "traverse_answer route",
-                "'test_auth_abuse.py::test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply[traverse]'",
+                "test_auth_abuse.py::test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply[traverse]",
                 "Same generator, same checks, gate on.",
             ),
             Section(
@@ -152,14 +152,14 @@ CASES: list[tuple[str, list[Section]]] = [
             Section(
                 "quota_boundary_slow_llm",
                 "20 concurrent calls, 1 token of quota left, LLM answering in 0.5 s",
-                "'test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[slow-llm]'",
+                "test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[slow-llm]",
                 "When every call is admitted before any charge lands (usually the case here), this is the worst case "
                 "of the check-then-charge design: overshoot = calls x tokens per call - headroom.",
             ),
             Section(
                 "quota_boundary_fast_llm",
                 "20 concurrent calls, 1 token of quota left, LLM answering at once",
-                "'test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[fast-llm]'",
+                "test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[fast-llm]",
                 "Charges land during the burst, so fewer calls get in (the number varies from run to run).",
             ),
             Section(
@@ -176,13 +176,13 @@ CASES: list[tuple[str, list[Section]]] = [
             Section(
                 "rotation_drift",
                 "Rotation seen by the drift function",
-                "'test_secret_rotation.py::test_new_token_works_at_once_and_the_old_one_stops[drift]'",
+                "test_secret_rotation.py::test_new_token_works_at_once_and_the_old_one_stops[drift]",
                 "Same warm process (the Powertools provider object is unchanged): no cold start.",
             ),
             Section(
                 "rotation_traverse",
                 "Rotation seen by traverse_answer",
-                "'test_secret_rotation.py::test_new_token_works_at_once_and_the_old_one_stops[traverse]'",
+                "test_secret_rotation.py::test_new_token_works_at_once_and_the_old_one_stops[traverse]",
                 "As above.",
             ),
             Section(
@@ -200,13 +200,13 @@ CASES: list[tuple[str, list[Section]]] = [
             Section(
                 "flood_drift",
                 "Wrong-token flood, drift",
-                "'test_secret_rotation.py::test_flood_of_wrong_tokens_is_a_trickle_of_secrets_manager_calls[drift]'",
+                "test_secret_rotation.py::test_flood_of_wrong_tokens_is_a_trickle_of_secrets_manager_calls[drift]",
                 "`bound` = elapsed/interval + 1 + elapsed/cache + 1.",
             ),
             Section(
                 "flood_traverse",
                 "Wrong-token flood, traverse",
-                "'test_secret_rotation.py::test_flood_of_wrong_tokens_is_a_trickle_of_secrets_manager_calls[traverse]'",
+                "test_secret_rotation.py::test_flood_of_wrong_tokens_is_a_trickle_of_secrets_manager_calls[traverse]",
                 "As above.",
             ),
         ],
@@ -251,61 +251,87 @@ CASES: list[tuple[str, list[Section]]] = [
     ),
 ]
 
+OPEN = "open: strict xfail"
+FIXED = "fixed in 6ab9f7d: now a plain test"
 BUGS = [
     (
         "Lone surrogate in the Authorization header crashes the token check",
         "test_auth_abuse.py::test_header_with_a_lone_surrogate_is_refused_not_crashed",
+        OPEN,
         "`InternalTokenVerifier._matches` calls `header.encode()`; an event whose header holds `\\ud800` raises "
         "UnicodeEncodeError out of the handler (a Lambda error, 5xx at API Gateway) instead of the 400.",
     ),
     (
-        "Deeply nested JSON is a 500",
-        "test_malformed_input.py::test_deeply_nested_json_is_a_400",
-        "A body nested about 1000 levels deep makes json.loads raise RecursionError: 500 INTERNAL_ERROR on both "
-        "routes instead of 400 VALIDATION_FAILED.",
-    ),
-    (
-        "Drift answers 500 to a non-JSON content type",
-        "test_malformed_input.py::test_unsupported_content_type_is_a_400",
-        "text/plain, APPLICATION/JSON, application/octet-stream, application/xml, text/json: Powertools raises "
-        "RequestUnsupportedContentType (a NotImplementedError) and drift's catch-all makes it 500 (traverse has a "
-        "handler since f30b5d4). multipart/form-data without a boundary is a 500 on both routes.",
-    ),
-    (
-        "NUL in a string reaches PostgreSQL",
-        "test_malformed_input.py::test_nul_character_is_a_400",
-        "An endpoint path (drift) or text/graph (traverse) holding U+0000 passes validation; Postgres refuses it "
-        "and the request ends 500 DATABASE_ERROR / DatabaseError.",
-    ),
-    (
         "Half-formed API Gateway events escape untyped",
         "test_malformed_input.py::test_broken_http_shaped_event_is_a_typed_refusal",
-        "requestContext.http null or empty, rawPath not a string, headers a list or with a non-string name, a "
-        "non-string body: TypeError/KeyError/AttributeError or 500 INTERNAL_ERROR. Only a direct (IAM) caller "
-        "can send these.",
+        OPEN,
+        "requestContext.http null or empty, rawPath not a string, a header name that is not a string: "
+        "TypeError/KeyError/AttributeError out of the handler. Only a direct (IAM) caller can send these. "
+        "(Non-string bodies and a list of headers, 500/AttributeError before, were fixed in 6ab9f7d.)",
     ),
     (
-        "A hung database holds traverse past its wall",
-        "test_db_faults.py::test_hung_database_does_not_hold_traverse_past_its_wall",
-        "Connecting to a server that accepts TCP and never answers is not bounded by the effective wall: see "
-        "`db_hung` above.",
+        "NUL in a drift endpoint path reaches PostgreSQL",
+        "test_malformed_input.py::test_nul_character_is_a_400",
+        OPEN,
+        "A path holding U+0000 passes validation; Postgres refuses it and the request ends 500 DATABASE_ERROR / "
+        "DatabaseError. (traverse's text and graph had the same bug, fixed in 6ab9f7d.)",
     ),
     (
         "Nonce stripping is single-pass",
         "test_prompt_injection.py::test_nonce_nested_inside_itself_cannot_close_the_fence",
+        OPEN,
         "`_neutralise` does one `replace(nonce, '')`; data holding the nonce nested in itself reassembles it and "
         "closes its fence. Needs the secret 64-bit per-prompt nonce, so not exploitable blind; defence in depth.",
     ),
     (
         "Local API answers TRACE/unknown verbs with 501 HTML",
         "test_schemathesis_local_api.py::test_local_api_answers_an_unlisted_method_without_a_5xx",
+        OPEN,
         "devtools/local_api.py has no handler for them, so http.server's 501 page goes out (API Gateway: 404 JSON).",
     ),
     (
         "Drift's sample count is a lax integer",
         "test_schemathesis_local_api.py::test_drift_refuses_a_non_integer_sample_count",
+        OPEN,
         '`max_samples_per_endpoint`: false, true, "3" and 2.0 are accepted though the OpenAPI says integer.',
     ),
+    (
+        "Deeply nested JSON was a 500",
+        "test_malformed_input.py::test_deeply_nested_json_is_a_400",
+        FIXED,
+        "A body nested about 1000 levels deep made json.loads raise RecursionError: 500 INTERNAL_ERROR.",
+    ),
+    (
+        "Drift answered 500 to a non-JSON content type",
+        "test_malformed_input.py::test_unsupported_content_type_is_a_400",
+        FIXED,
+        "text/plain, APPLICATION/JSON, application/octet-stream, application/xml, text/json (Powertools' "
+        "RequestUnsupportedContentType into the catch-all); multipart/form-data without a boundary on both routes.",
+    ),
+    (
+        "A hung database held traverse past its wall",
+        "test_db_faults.py::test_hung_database_does_not_hold_traverse_past_its_wall",
+        FIXED,
+        "A server that accepts TCP and never answers made a budget_ms=500 call with 3 s left answer after ~3.3 s.",
+    ),
+]
+
+
+QUOTA_NOTE = [
+    "### What the quota can promise",
+    "",
+    "The check reads `usage_counters` before the LLM call and the charge lands after it, so the overshoot",
+    "is bounded by (calls admitted while the org was under its limit, before the first of their charges",
+    "landed) x (tokens per call) - the headroom left, as measured above. Neither factor is bounded by the",
+    "design today: the admitted calls are bounded only by the function's concurrency (the template sets no",
+    "ReservedConcurrentExecutions, so up to the account's limit, 1000 by default), and one call can cost up to",
+    "about `PROMPT_CEILING_CHARS / 4 + MAX_OUTPUT_TOKENS` tokens (the `worst_case_tokens_per_call_estimate`",
+    "above, ~37k). A pro org (100k tokens a month) can thus end a burst far over its quota. To promise a",
+    "bound, reserve before calling: atomically add an estimate (prompt size / 4 + max output) to the counter",
+    "only while it stays under the limit (`UPDATE ... SET ai_tokens_used = ai_tokens_used + :estimate WHERE",
+    "ai_tokens_used + :estimate <= :limit RETURNING`), then settle the difference once the provider reports",
+    "usage (refund on failure). The overshoot is then at most one estimate error per call in flight.",
+    "",
 ]
 
 
@@ -344,26 +370,34 @@ def render(document: dict[str, Any]) -> str:
         "```",
         "",
         f"Figures written at {document.get('written_at', '?')} (UTC). Each table names the test that produced it;",
-        f"`{PYTEST} tests/reliability/<file>::<test>` reruns just that one.",
+        f"`{PYTEST} tests/reliability/<file>::<test>` reruns just that one. They were measured on the local",
+        "stand-ins the suite starts itself (embedded PostgreSQL, moto's Secrets Manager, an HTTP fake LLM), so",
+        "counts are exact and durations are those of the test machine (2 cores), not of AWS.",
         "",
     ]
     for title, parts in CASES:
         out += [f"## {title}", ""]
         for part in parts:
-            out += [f"### {part.title}", "", f"Command: `{PYTEST} tests/reliability/{part.test}`", ""]
+            target, _, options = part.test.partition(" ")
+            quoted = f"'tests/reliability/{target}'" if "[" in target else f"tests/reliability/{target}"
+            command = f"{PYTEST} {quoted} {options}".rstrip()
+            out += [f"### {part.title}", "", f"Command: `{command}`", ""]
             if part.meaning:
                 out += [part.meaning, ""]
             figures = sections.get(part.key)
             out += _table(figures) if figures else ["*(no figures: the test did not run)*"]
             out.append("")
+        if title.startswith("5."):
+            out += QUOTA_NOTE
     out += [
-        "## Bugs found (each pinned by a strict xfail test)",
+        "## Bugs found",
         "",
-        "A fix turns its test into an XPASS, which fails the suite until the marker is removed.",
+        "Open ones are pinned by strict xfail tests: a fix turns the test into an XPASS, which fails the suite",
+        "until the marker is removed.",
         "",
     ]
-    for number, (title, test, detail) in enumerate(BUGS, start=1):
-        out += [f"{number}. **{title}** — `tests/reliability/{test}`. {detail}", ""]
+    for number, (title, test, status, detail) in enumerate(BUGS, start=1):
+        out += [f"{number}. **{title}** ({status}) — `tests/reliability/{test}`. {detail}", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -132,7 +132,7 @@ def deep_object(levels: int) -> str:
     return '{"a":' * levels + "1" + "}" * levels
 
 
-# NUL is left out of generated text: it has its own (xfail) test below, BUG_NUL.
+# NUL is left out of generated text: it has its own test below (drift paths: an open bug, BUG_NUL).
 TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=40)
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT
 JSON_VALUES = st.recursive(
