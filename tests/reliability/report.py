@@ -153,8 +153,10 @@ CASES: list[tuple[str, list[Section]]] = [
                 "quota_boundary_slow_llm",
                 "20 concurrent calls, 1 token of quota left, LLM answering in 0.5 s",
                 "test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[slow-llm]",
-                "When every call is admitted before any charge lands (usually the case here), this is the worst case "
-                "of the check-then-charge design: overshoot = calls x tokens per call - headroom.",
+                "`admitted_before_any_charge_landed` is measured, not inferred: the test records the usage each "
+                "admitted call read at its quota check (with 1 token of headroom, any landed charge means refusal). "
+                "When all calls get in before any charge lands (usually the case here), this is the worst case of "
+                "the check-then-charge design: overshoot = calls x tokens per call - headroom.",
             ),
             Section(
                 "quota_boundary_fast_llm",

@@ -18,6 +18,7 @@ import pytest
 
 from devtools.fake_llm import Step
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
+from service.drift import scorer as scorer_module
 from service.drift.prompt import PROMPT_CEILING_CHARS
 from service.errors import ResourceLimitExceeded
 from service.llm import MAX_OUTPUT_TOKENS
@@ -71,8 +72,27 @@ def _burst(tenant: Tenant, calls: int) -> tuple[list[dict[str, Any]], int]:
     return replies, refused
 
 
+@pytest.fixture
+def usage_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The month's usage each admitted call read when its quota was checked (wraps the scorer's provider choice)."""
+    seen: list[int] = []
+    lock = threading.Lock()
+    original = scorer_module.choose_provider
+
+    def recording(org: Any, settings: Any) -> Any:
+        choice = original(org, settings)
+        with lock:
+            seen.append(int(org.tokens_used_this_month))
+        return choice
+
+    monkeypatch.setattr(scorer_module, "choose_provider", recording)
+    return seen
+
+
 @pytest.mark.parametrize("llm_delay_s", [0.5, 0.0], ids=["slow-llm", "fast-llm"])
-def test_quota_overshoot_under_a_concurrent_burst_is_bounded(llm_delay_s, service_env, admin_db, llm_server, figures):
+def test_quota_overshoot_under_a_concurrent_burst_is_bounded(
+    llm_delay_s, service_env, admin_db, llm_server, usage_seen, figures
+):
     tenant = make_tenant(admin_db, "pro", {"ai_tokens_per_month": LIMIT})
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
     # one call first, to learn what a call costs (same prompt size every time)
@@ -83,6 +103,7 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(llm_delay_s, servic
     _set_usage(admin_db, tenant, LIMIT - headroom)  # one token below the limit
     llm_server.reset()
     llm_server.enqueue(*[Step(delay_s=llm_delay_s) for _ in range(CALLS)])
+    usage_seen.clear()
 
     started = time.monotonic()
     replies, refused = _burst(tenant, CALLS)
@@ -92,8 +113,12 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(llm_delay_s, servic
     overshoot = final - LIMIT
     bound = admitted * per_call - headroom
     worst_case_per_call = PROMPT_CEILING_CHARS // 4 + MAX_OUTPUT_TOKENS
+    # With one token of headroom, any landed charge puts the org over its limit: an admitted call is exactly
+    # a call whose check ran before any charge of the burst landed.
+    admitted_before_any_charge = sum(1 for used in usage_seen if used == LIMIT - headroom)
     figures.record(
         f"quota_boundary_{'slow' if llm_delay_s else 'fast'}_llm",
+        admitted_before_any_charge_landed=admitted_before_any_charge,
         limit=LIMIT,
         used_before=LIMIT - headroom,
         concurrent_calls=CALLS,
@@ -111,6 +136,11 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(llm_delay_s, servic
     assert admitted >= 1  # the org was under its limit: at least one call is due
     assert final == LIMIT - headroom + sum(int(r["tokens_used"]) for r in replies)  # exact metering, no loss
     assert overshoot <= bound
+    assert usage_seen and all(used < LIMIT for used in usage_seen)  # nobody was let in at or over the limit
+    assert admitted_before_any_charge == admitted == len(usage_seen)
+    # the design's bound: (calls admitted before any charge landed) x (tokens per call), reached here
+    largest_call = max(int(r["tokens_used"]) for r in replies)
+    assert overshoot <= admitted_before_any_charge * largest_call - headroom
     # How many get in depends on timing (with the slow LLM, usually all 20: no charge lands before every
     # call has been checked). Asserting a count would be flaky; the figures record what this run saw.
     # once the burst is metered, the org is over its limit and the next call is refused
