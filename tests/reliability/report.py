@@ -41,8 +41,9 @@ CASES: list[tuple[str, list[Section]]] = [
                 "homoglyphs, invisible characters, Bearer variants, other schemes, very long values) plus the right "
                 "token under other headers, a cookie and the query string. `replies_differing_from_missing_token` "
                 "compares the whole proxy reply (status, headers, body) with the no-token reply for the same "
-                "requestId. Secrets Manager calls were counted in botocore and in moto's request log during the "
-                "flood (default settings: 5 s refresh interval).",
+                "requestId. `database_queries` and `llm_requests` count what the refused calls reached "
+                "(Database.query calls, requests at the fake LLM). Secrets Manager calls were counted in botocore "
+                "and in moto's request log during the flood (default settings: 5 s refresh interval).",
             ),
             Section(
                 "auth_traverse",

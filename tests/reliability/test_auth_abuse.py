@@ -27,6 +27,7 @@ import pytest
 
 from service import secrets as service_secrets
 from service.config import get_settings
+from service.db import Database
 from service.secrets import InternalTokenVerifier, token_verifier
 from tests.conftest import INTERNAL_TOKEN, TOKEN_SECRET
 from tests.reliability.conftest import APPS, call_route, has_traceback
@@ -130,9 +131,18 @@ def test_generator_covers_at_least_a_thousand_distinct_wrong_values():
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_reply(
-    route, traverse_on, sm_calls, figures
+    route, traverse_on, sm_calls, llm_server, monkeypatch, figures
 ):
-    """Every variant (and the right token under another header) gets the no-token reply, exactly."""
+    """Every variant (and the right token under another header) gets the no-token reply, exactly,
+    and none of them reaches the database or the LLM."""
+    queries = []
+    original_query = Database.query
+
+    def counting_query(self: Database, sql: str, **kwargs: Any) -> Any:
+        queries.append(sql)
+        return original_query(self, sql, **kwargs)
+
+    monkeypatch.setattr(Database, "query", counting_query)
     body = {"org_id": "not-even-a-uuid"} if route == "drift" else {"text": "x"}
     missing = call_route(route, body, authorization=None, request_id=REQUEST_ID)
     assert missing["statusCode"] == 400
@@ -165,12 +175,15 @@ def test_no_wrong_credential_is_accepted_and_every_refusal_is_the_missing_token_
         secrets_manager_get_secret_value_calls=sm_calls.of(TOKEN_SECRET),
         moto_server_posts=sm_calls.server,
         flood_seconds=round(elapsed, 2),
+        database_queries=len(queries),
+        llm_requests=len(llm_server.requests),
         refresh_min_interval_seconds=interval,
         sm_call_bound=bound,
     )
     assert accepted == []
     assert different == []
     assert tracebacks == 0
+    assert queries == [] and llm_server.requests == []
     assert sm_calls.of(TOKEN_SECRET) <= bound, (sm_calls.client, elapsed)
 
 
