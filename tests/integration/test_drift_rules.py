@@ -307,3 +307,29 @@ def test_unknown_route_is_a_404_envelope(service_env):
     status, body = call_http({}, path="/api/v1/internal/contract-diff/other")
     assert status == 404
     assert_envelope(body, 404, "INVALID_REQUEST", "Not found")
+
+
+def test_huge_bodies_leave_the_database_as_bounded_prefixes(service_env, admin_db, llm_server):
+    from service.drift.repository import BODY_PREFIX_CHARS
+
+    tenant = make_tenant(admin_db, "pro")
+    huge_text = '{"items": [' + ",".join(['{"id": 1}'] * 200_000) + "]}"
+    huge_b64 = base64.b64encode(("ü" * 300_000).encode()).decode()
+    add_capture(
+        admin_db,
+        tenant.workspace_id,
+        "GET",
+        "/big",
+        response_body=huge_text,
+        request_body=huge_b64,
+        request_encoding="base64",
+    )
+    samples = DriftRepository(Database()).recent_samples(tenant.workspace_id, [Endpoint(method="GET", path="/big")], 1)
+    assert len(samples[0].response_body or "") == BODY_PREFIX_CHARS
+    assert samples[0].response_body_chars == len(huge_text)
+    status, _ = call_http(score_body(tenant, [("GET", "/big")]))
+    assert status == 200
+    prompt = llm_server.requests[0].user_prompt
+    assert f"[truncated: {len(huge_text)} chars in all]" in prompt
+    assert "üüüü" in prompt  # the base64 prefix still decodes as text
+    assert len(prompt) < 20_000

@@ -68,3 +68,13 @@ def test_rds_secret_form():
 def test_non_postgres_url_is_refused():
     with pytest.raises(InternalError):
         parse_database_url("mysql://x@y/z")
+
+
+def test_timestamptz_parser_matches_pg8000_and_falls_back():
+    from pg8000.converters import timestamptz_in
+
+    from service.db import parse_timestamptz
+
+    for text in ("2026-11-24 04:08:27.295237+00", "2026-11-24 04:08:27+05:30", "1999-01-08 04:05:06.1-08"):
+        assert parse_timestamptz(text) == timestamptz_in(text)
+    assert parse_timestamptz("infinity") == timestamptz_in("infinity")

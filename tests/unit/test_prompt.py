@@ -116,3 +116,22 @@ def test_worst_input_the_caps_allow_stays_under_the_ceiling():
     assert prompt.size_chars <= PROMPT_CEILING_CHARS
     assert prompt.user.count("[truncated:") == 2 * len(captures) + 1
     assert len(prompt.user) > SPEC_EXCERPT_MAX_CHARS  # the bodies are there, just cut
+
+
+def test_body_known_only_by_its_prefix_is_marked_with_its_stored_size():
+    endpoint = Endpoint(method="GET", path="/x")
+    prefix = "z" * 32_768
+    cut = Capture(endpoint, 200, NOW, None, "utf8", prefix, "utf8", response_body_chars=1_000_000)
+    prompt = build_prompt("spec", [endpoint], [cut], nonce_factory=lambda: "n")
+    body = prompt.user.split("<<<DATA-n response body\n")[1].split("\nDATA-n>>>")[0]
+    assert len(body) <= BODY_MAX_CHARS
+    assert body.endswith("[truncated: 1000000 chars in all]")
+
+
+def test_base64_prefix_cut_inside_a_character_is_still_text():
+    text = "é" * 20_000  # two bytes each: the base64 prefix ends mid-character
+    encoded = base64.b64encode(text.encode()).decode()
+    prefix = encoded[:32_770]  # not even a multiple of 4
+    decoded = decode_body(prefix, "base64", complete=False)
+    assert decoded and set(decoded) == {"é"}
+    assert decode_body(prefix, "base64", complete=True).startswith("[binary body")

@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
+from pg8000.converters import timestamptz_in
 from pg8000.exceptions import DatabaseError as PgDatabaseError
 from pg8000.exceptions import InterfaceError as PgInterfaceError
 
@@ -85,7 +87,7 @@ class ConnectionParams:
             ssl_context = ssl.create_default_context()
         sock = self.open_socket(io_timeout_s)
         try:
-            return pg8000.native.Connection(
+            connection = pg8000.native.Connection(
                 user=self.user,
                 password=self.password,
                 database=self.database,
@@ -96,6 +98,8 @@ class ConnectionParams:
         except Exception:
             sock.close()
             raise
+        connection.register_in_adapter(TIMESTAMPTZ_OID, parse_timestamptz)
+        return connection
 
 
 def parse_database_url(url: str) -> ConnectionParams:
@@ -149,6 +153,20 @@ def connection_params() -> ConnectionParams:
             raise InternalError("Database secret is not configured")
         return params_from_rds_secret(secret)
     raise InternalError("Database is not configured (DATABASE_URL or DATABASE_SECRET_ID)")
+
+
+TIMESTAMPTZ_OID = 1184
+
+
+def parse_timestamptz(text: str) -> datetime:
+    """``datetime.fromisoformat`` for Postgres' ISO output, several times faster than pg8000's
+    ``strptime`` (it decodes every sampled row's ``occurred_at``); anything else (infinity, BC
+    dates) falls back to pg8000's own parser."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        value: datetime = timestamptz_in(text)
+        return value
 
 
 def _sqlstate(exc: PgDatabaseError) -> str:

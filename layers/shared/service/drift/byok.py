@@ -82,7 +82,12 @@ def encrypt_api_key(plaintext: str, passphrase: str, nonce: bytes | None = None)
     return base64.b64encode(nonce + ciphertext + _tag(key, tag_mask, ciphertext)).decode()
 
 
+@functools.lru_cache(maxsize=64)
 def decrypt_api_key(encoded: str, passphrase: str) -> str:
+    """The org's API key; memoised per (sealed key, passphrase) for the warm process.
+
+    Failures are not cached (lru_cache never caches a raise), so a fixed setting is seen at once.
+    """
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import re
 import secrets
 from collections.abc import Callable
@@ -58,26 +59,45 @@ class Prompt:
         return len(self.system) + len(self.user)
 
 
-def truncate(text: str, limit: int) -> str:
-    """``text`` cut so that what is kept, marker included, is at most ``limit`` characters."""
-    if len(text) <= limit:
+def truncate(text: str, limit: int, total: int | None = None) -> str:
+    """``text`` cut so that what is kept, marker included, is at most ``limit`` characters.
+
+    ``total`` is the whole body's size when ``text`` is only its beginning (always marked).
+    """
+    if len(text) <= limit and total is None:
         return text
-    marker = TRUNCATION_MARKER.format(total=len(text))
+    marker = TRUNCATION_MARKER.format(total=total if total is not None else len(text))
     return text[: max(0, limit - len(marker))] + marker[:limit]
 
 
-def decode_body(body: str | None, encoding: str | None) -> str:
-    """A stored body as text: base64 bodies are decoded when they hold UTF-8 text."""
+def _is_base64(encoding: str | None) -> bool:
+    return (encoding or "utf8").strip().lower() == "base64"
+
+
+def decode_body(body: str | None, encoding: str | None, *, complete: bool = True) -> str:
+    """A stored body as text: base64 bodies are decoded when they hold UTF-8 text.
+
+    ``complete=False`` means ``body`` is only the stored body's beginning: a character cut by
+    the prefix is dropped rather than taken for binary data.
+    """
     if body is None:
         return ""
-    if (encoding or "utf8").strip().lower() != "base64":
+    if not _is_base64(encoding):
         return body
     try:
-        raw = base64.b64decode(body, validate=True)
-        return raw.decode("utf-8")
+        raw = base64.b64decode(body[: len(body) - len(body) % 4] if not complete else body, validate=True)
+        return codecs.getincrementaldecoder("utf-8")().decode(raw, final=complete)
     except (binascii.Error, ValueError):
-        size = len(body) * 3 // 4
-        return f"[binary body, about {size} bytes, not shown]"
+        return "[binary body, not shown]"
+
+
+def _body_text(body: str | None, encoding: str | None, stored_chars: int | None, limit: int, nonce: str) -> str:
+    """One body as it goes into the prompt: decoded, neutralised, cut to ``limit``."""
+    if body is None or stored_chars is None or stored_chars <= len(body):
+        return truncate(_neutralise(decode_body(body, encoding), nonce), limit)
+    text = _neutralise(decode_body(body, encoding, complete=False), nonce)
+    total = stored_chars * 3 // 4 if _is_base64(encoding) else stored_chars
+    return truncate(text, limit, total=total)
 
 
 def body_limit(body_count: int) -> int:
@@ -119,11 +139,11 @@ def build_prompt(
         if not samples:
             parts.append("(no traffic captured)")
         for number, capture in enumerate(samples, start=1):
-            request = truncate(
-                _neutralise(decode_body(capture.request_body, capture.request_body_encoding), nonce), limit
+            request = _body_text(
+                capture.request_body, capture.request_body_encoding, capture.request_body_chars, limit, nonce
             )
-            response = truncate(
-                _neutralise(decode_body(capture.response_body, capture.response_body_encoding), nonce), limit
+            response = _body_text(
+                capture.response_body, capture.response_body_encoding, capture.response_body_chars, limit, nonce
             )
             parts.append(f"Sample {number}: status {capture.status_code}, at {capture.occurred_at.isoformat()}")
             parts.append(_fence("request body", request, nonce))

@@ -28,7 +28,8 @@ WHERE o.id = :org_id
 # each, stopping after :per_endpoint rows.
 SAMPLES_SQL = """
 SELECT w.ord, w.method, w.path, c.status_code, c.occurred_at,
-       c.request_body, c.request_body_encoding, c.response_body, c.response_body_encoding
+       left(c.request_body, :body_prefix), length(c.request_body), c.request_body_encoding,
+       left(c.response_body, :body_prefix), length(c.response_body), c.response_body_encoding
 FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[])) WITH ORDINALITY AS w(method, path, ord)
 CROSS JOIN LATERAL (
     SELECT rc.status_code, rc.occurred_at, rc.request_body, rc.request_body_encoding,
@@ -43,6 +44,11 @@ CROSS JOIN LATERAL (
 ) c
 ORDER BY w.ord, c.occurred_at DESC
 """
+
+# Only this much of each body leaves the database: the prompt keeps at most 6000 characters, and
+# 32768 base64 characters still decode to more than 6000 characters of any UTF-8 text. A
+# megabyte body costs no more than a small one.
+BODY_PREFIX_CHARS = 32_768
 
 # Idempotent per request id: a retried statement (or a retried invocation) charges once.
 METER_SQL = """
@@ -73,7 +79,8 @@ class OrgContext:
 
 @dataclass(frozen=True)
 class Capture:
-    """One captured exchange, bodies as stored (decoding is the prompt builder's job)."""
+    """One captured exchange: the first :data:`BODY_PREFIX_CHARS` of each body as stored
+    (decoding is the prompt builder's job), and each body's stored length."""
 
     endpoint: Endpoint
     status_code: int | None
@@ -82,6 +89,8 @@ class Capture:
     request_body_encoding: str | None
     response_body: str | None
     response_body_encoding: str | None
+    request_body_chars: int | None = None
+    response_body_chars: int | None = None
 
 
 def _as_json_object(value: Any) -> dict[str, Any] | None:
@@ -127,6 +136,7 @@ class DriftRepository:
             paths=[e.path for e in endpoints],
             workspace_id=workspace_id,
             per_endpoint=per_endpoint,
+            body_prefix=BODY_PREFIX_CHARS,
         )
         return [
             Capture(
@@ -137,8 +147,22 @@ class DriftRepository:
                 request_body_encoding=req_enc,
                 response_body=resp_body,
                 response_body_encoding=resp_enc,
+                request_body_chars=req_len,
+                response_body_chars=resp_len,
             )
-            for _ord, method, path, status, occurred_at, req_body, req_enc, resp_body, resp_enc in rows
+            for (
+                _ord,
+                method,
+                path,
+                status,
+                occurred_at,
+                req_body,
+                req_len,
+                req_enc,
+                resp_body,
+                resp_len,
+                resp_enc,
+            ) in rows
         ]
 
     def meter_platform_tokens(self, request_id: str, org_id: UUID, period_start: date, tokens: int) -> None:
