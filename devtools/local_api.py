@@ -339,6 +339,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch  # noqa: N815 - stdlib names
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other verb (TRACE, PROPFIND, ...) is routed like API Gateway does: no route, 404 JSON.
+
+        http.server answers a verb without a ``do_*`` method with its own 501 HTML page.
+        """
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
 
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> LocalApiServer:
     """Serve the stack installed in this process's environment, in a background thread.

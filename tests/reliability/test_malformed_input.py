@@ -132,7 +132,7 @@ def deep_object(levels: int) -> str:
     return '{"a":' * levels + "1" + "}" * levels
 
 
-# NUL is left out of generated text: it has its own test below (drift paths: an open bug, BUG_NUL).
+# NUL is left out of generated text: it has its own test below.
 TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=40)
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT
 JSON_VALUES = st.recursive(
@@ -366,7 +366,7 @@ def _broken_event(route: str, change: str) -> Any:
         "authorization is a number": {**event, "headers": {"authorization": 5}},
         "authorization is a list": {**event, "headers": {"authorization": [f"Bearer {INTERNAL_TOKEN}"]}},
         "base64 of non-UTF-8": {**event, "body": base64.b64encode(b"\xff\xfe").decode(), "isBase64Encoded": True},
-        # BUG_BROKEN_EVENT cases:
+        # BROKEN_EVENT_SHAPES cases (typed refusals since ServiceResolver checks the shape):
         "http is null": {**event, "requestContext": {**context, "http": None}},
         "http is empty": {**event, "requestContext": {**context, "http": {}}},
         "rawPath is null": {**event, "rawPath": None},
@@ -394,7 +394,7 @@ HANDLED_BROKEN = [
     "body is a list",
     "body is true",
 ]
-BUG_BROKEN_EVENT = [
+BROKEN_EVENT_SHAPES = [
     "http is null",
     "http is empty",
     "rawPath is null",
@@ -432,13 +432,8 @@ def test_half_formed_http_events_are_refused_cleanly(route, tenant, tally_by_rou
 # --- known bugs: each case fails today; strict, so a fix turns them into XPASS -> remove the marker ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an event shaped like API Gateway's but with a broken piece (requestContext.http null or empty, "
-    "rawPath not a string, a header name that is not a string) escapes the handler as TypeError/KeyError/"
-    "AttributeError instead of a typed refusal (still so after 6ab9f7d)",
-)
-@pytest.mark.parametrize("change", BUG_BROKEN_EVENT)
+# Escaped the handler as TypeError/KeyError/AttributeError until ServiceResolver checked the event shape.
+@pytest.mark.parametrize("change", BROKEN_EVENT_SHAPES)
 @pytest.mark.parametrize("route", ROUTES)
 def test_broken_http_shaped_event_is_a_typed_refusal(route, change, tenant):
     tally = Tally()
@@ -477,18 +472,11 @@ def test_unsupported_content_type_is_a_400(route, content_type, tenant):
     assert tally.problems == []
 
 
-BUG_NUL = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an endpoint path holding U+0000 passes validation and reaches PostgreSQL (text cannot hold NUL): "
-    "500 DATABASE_ERROR (HTTP) / DatabaseError (direct) instead of 400 VALIDATION_FAILED (traverse fixed by 6ab9f7d)",
-)
-
-
 @pytest.mark.parametrize("kind", ["http", "direct"])
 @pytest.mark.parametrize(
     ("route", "change"),
     [
-        pytest.param("drift", {"endpoints": [{"method": "GET", "path": "/a\x00"}]}, id="drift-path", marks=BUG_NUL),
+        pytest.param("drift", {"endpoints": [{"method": "GET", "path": "/a\x00"}]}, id="drift-path"),
         pytest.param("traverse", {"text": "\x00"}, id="traverse-text"),
         pytest.param("traverse", {"text": "a", "graph": "\x00"}, id="traverse-graph"),
     ],

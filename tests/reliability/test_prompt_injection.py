@@ -12,7 +12,6 @@ import base64
 import types
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,13 +137,7 @@ def test_every_prompt_has_its_own_nonce(service_env, admin_db, llm_server, figur
     assert all(len(n) >= 16 for n in nonces)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (defence in depth): service.drift.prompt._neutralise removes the nonce in ONE pass "
-    "(text.replace(nonce, '')), so data holding the nonce nested inside itself reassembles it and closes "
-    "its fence. Exploiting it needs the 64-bit per-prompt nonce, but the builder's claim 'no body can "
-    "close its fence' does not hold; loop the replace until the text stops changing, or drop the marker chars",
-)
+# Was a single-pass replace (3 closers) until _neutralise removed the nonce until none is left.
 def test_nonce_nested_inside_itself_cannot_close_the_fence(service_env, admin_db, llm_server, monkeypatch):
     nonce = "0123456789abcdef"
     monkeypatch.setattr(prompt_module, "secrets", types.SimpleNamespace(token_hex=lambda _n: nonce))

@@ -73,7 +73,8 @@ class InternalTokenVerifier:
 
     @staticmethod
     def _matches(header: str, token: str) -> bool:
-        return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+        # surrogatepass: a header from a JSON event may hold a lone surrogate; it must simply not match.
+        return hmac.compare_digest(header.encode("utf-8", "surrogatepass"), f"Bearer {token}".encode())
 
     def verify(self, authorization: str | None) -> None:
         """Return quietly for the right token; raise ``InvalidRequest("Not found")`` otherwise."""

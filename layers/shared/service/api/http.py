@@ -107,6 +107,25 @@ def _body_error(message: str, error_type: str) -> ValidationFailed:
     return ValidationFailed(message, {"errors": [{"loc": ["body"], "msg": message, "type": error_type}]})
 
 
+def event_problem(event: Mapping[str, Any]) -> ValidationFailed | None:
+    """What makes an API Gateway-shaped event unusable for routing (Powertools would crash on it).
+
+    API Gateway itself never sends these; a hand-made event (a test, a replay) might.
+    """
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    headers = event.get("headers")
+    if (
+        not isinstance(http, Mapping)
+        or not isinstance(http.get("method"), str)
+        or not isinstance(event.get("rawPath"), str)
+        or (headers is not None and not isinstance(headers, Mapping))
+        or any(not isinstance(key, str) or not isinstance(value, str) for key, value in (headers or {}).items())
+    ):
+        return ValidationFailed("Malformed API Gateway event (payload format 2.0 expected)")
+    return None
+
+
 def json_reply(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
     """An API Gateway proxy reply with a JSON body."""
     return {
@@ -144,6 +163,8 @@ class ServiceResolver(APIGatewayHttpResolver):
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """Token → gate → body → Powertools (routing, validation, the route itself)."""
         try:
+            if (malformed := event_problem(event)) is not None:
+                raise malformed
             prepared = decode_base64_body(event)
             token_verifier.verify(header(prepared, "authorization"))
             if self.gate is not None:
@@ -153,7 +174,11 @@ class ServiceResolver(APIGatewayHttpResolver):
         except ServiceError as exc:
             logger.info("Request refused before routing", extra={"error_code": exc.error_code})
             return json_reply(exc.status, self.envelope(exc, request_id_of(event)))
-        return super().resolve(prepared, context)
+        try:
+            return super().resolve(prepared, context)
+        except Exception:  # noqa: BLE001 - Powertools' own failures outside a route: still an envelope
+            logger.exception("Resolver failed outside the route")
+            return json_reply(500, self.envelope(InternalError("Internal error"), request_id_of(event)))
 
     def reply(self, exc: ServiceError) -> Response[dict[str, Any]]:
         return Response(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 MAX_ENDPOINTS_CONSIDERED = 25
 DEFAULT_SAMPLES_PER_ENDPOINT = 3
@@ -26,7 +26,8 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     method: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$", examples=["GET"])
-    path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, examples=["/users/{id}"])
+    # PostgreSQL text cannot hold U+0000: refused here (400), not at the database (500).
+    path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, pattern=r"^[^\x00]+$", examples=["/users/{id}"])
 
     @property
     def key(self) -> tuple[str, str]:
@@ -46,7 +47,7 @@ class ScoreRequest(BaseModel):
     workspace_id: UUID
     spec_excerpt: str = Field(max_length=MAX_SPEC_EXCERPT_CHARS)
     endpoints: list[Endpoint] = Field(max_length=MAX_ENDPOINTS_ACCEPTED)
-    max_samples_per_endpoint: int | None = Field(
+    max_samples_per_endpoint: StrictInt | None = Field(
         default=None, description="Samples per endpoint; clamped to [1, 5], default 3."
     )
 

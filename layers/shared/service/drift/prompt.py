@@ -106,7 +106,12 @@ def body_limit(body_count: int) -> int:
 
 
 def _neutralise(text: str, nonce: str) -> str:
-    return _CONTROL_CHARS.sub("\ufffd", text).replace(nonce, "")
+    """Control characters replaced; every occurrence of the nonce removed, including one that
+    a single removal would reassemble (``abc<nonce>def`` around a split copy)."""
+    text = _CONTROL_CHARS.sub("\ufffd", text)
+    while nonce in text:
+        text = text.replace(nonce, "")
+    return text
 
 
 def _fence(label: str, text: str, nonce: str) -> str:
