@@ -39,6 +39,19 @@ CREATE TABLE IF NOT EXISTS usage_ledger (
     charged_at   timestamptz NOT NULL DEFAULT now()
 );
 
+-- Platform calls in flight, each holding an upper estimate of its tokens: a call is admitted only
+-- while used + in flight stays below the month's limit, so a concurrent burst at the boundary
+-- overshoots by at most about one call. A reservation is released when its call settles or
+-- fails; one left by a crashed invocation stops counting at expires_at.
+CREATE TABLE IF NOT EXISTS usage_reservations (
+    request_id   text PRIMARY KEY,
+    org_id       uuid NOT NULL,
+    period_start date NOT NULL,
+    tokens       bigint NOT NULL,
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_reservations_org_idx ON usage_reservations (org_id, period_start, expires_at);
+
 CREATE TABLE IF NOT EXISTS runtime_captures (
     id                     bigserial PRIMARY KEY,
     workspace_id           uuid NOT NULL,

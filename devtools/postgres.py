@@ -14,6 +14,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "db" / "schema.sql"
 APP_TABLES = (
     "runtime_captures",
     "usage_ledger",
+    "usage_reservations",
     "usage_counters",
     "org_settings",
     "workspaces",

@@ -209,3 +209,42 @@ def test_rotated_token_works_without_a_cold_start(service_env, aws_endpoint, adm
         assert call_http(score_body(tenant, []), token=INTERNAL_TOKEN)[0] == 400
     finally:
         put_secret(TOKEN_SECRET, INTERNAL_TOKEN, aws_endpoint)
+
+
+def reservations(admin_db) -> int:
+    return int(admin_db.run("SELECT count(*) FROM usage_reservations")[0][0])
+
+
+def test_failed_call_gives_its_quota_reservation_back(pro_tenant, admin_db, llm_server):
+    llm_server.enqueue(*[Step(status=500, body=b"{}") for _ in range(3)])
+    assert call_http(score_body(pro_tenant, [("GET", "/a")]))[0] == 502
+    assert reservations(admin_db) == 0
+    assert call_http(score_body(pro_tenant, [("GET", "/a")]))[0] == 200
+    assert reservations(admin_db) == 0  # settled: replaced by the charge
+
+
+def test_calls_in_flight_count_against_the_quota_until_they_expire(service_env, admin_db):
+    tenant = make_tenant(admin_db, "pro", limits={"ai_tokens_per_month": 5_000})
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    admin_db.run(
+        "INSERT INTO usage_reservations (request_id, org_id, period_start, tokens, expires_at)"
+        " VALUES ('in-flight', :org, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 5000,"
+        " now() + interval '1 minute')",
+        org=tenant.org_id,
+    )
+    status, body = call_http(score_body(tenant, [("GET", "/a")]))
+    assert (status, body["error_code"], body["details"]["in_flight"]) == (403, "RESOURCE_LIMIT_EXCEEDED", True)
+    # A reservation left by a crashed invocation stops counting once it expires.
+    admin_db.run("UPDATE usage_reservations SET expires_at = now() - interval '1 second'")
+    assert call_http(score_body(tenant, [("GET", "/a")]))[0] == 200
+
+
+def test_byok_and_unlimited_calls_reserve_nothing(service_env, admin_db, llm_server):
+    tenant = make_tenant(admin_db, "team", limits={"ai_tokens_per_month": -1})
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    llm_server.enqueue(Step(delay_s=0.3))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = pool.submit(call_direct, score_body(tenant, [("GET", "/a")]))
+        time.sleep(0.15)
+        assert reservations(admin_db) == 0
+        assert pending.result()["provider"] == "platform"

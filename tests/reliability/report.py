@@ -154,16 +154,16 @@ CASES: list[tuple[str, list[Section]]] = [
                 "quota_boundary_slow_llm",
                 "20 concurrent calls, 1 token of quota left, LLM answering in 0.5 s",
                 "test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[slow-llm]",
-                "`admitted_before_any_charge_landed` is measured, not inferred: the test records the usage each "
-                "admitted call read at its quota check (with 1 token of headroom, any landed charge means refusal). "
-                "When all calls get in before any charge lands (usually the case here), this is the worst case of "
-                "the check-then-charge design: overshoot = calls x tokens per call - headroom.",
+                "Every call reserves an estimate of its tokens before calling the LLM, under the org's lock; with "
+                "1 token of headroom the first reservation fills it, so exactly one call is admitted and the "
+                "overshoot is that call's tokens less the headroom (the check-then-charge design this replaced "
+                "let all 20 in: overshoot 9,759 tokens in the same test).",
             ),
             Section(
                 "quota_boundary_fast_llm",
                 "20 concurrent calls, 1 token of quota left, LLM answering at once",
                 "test_quota_boundary.py::test_quota_overshoot_under_a_concurrent_burst_is_bounded[fast-llm]",
-                "Charges land during the burst, so fewer calls get in (the number varies from run to run).",
+                "Same bound when charges land during the burst: one call admitted.",
             ),
             Section(
                 "quota_sequential",
@@ -323,17 +323,14 @@ BUGS = [
 QUOTA_NOTE = [
     "### What the quota can promise",
     "",
-    "The check reads `usage_counters` before the LLM call and the charge lands after it, so the overshoot",
-    "is bounded by (calls admitted while the org was under its limit, before the first of their charges",
-    "landed) x (tokens per call) - the headroom left, as measured above. Neither factor is bounded by the",
-    "design today: the admitted calls are bounded only by the function's concurrency (the template sets no",
-    "ReservedConcurrentExecutions, so up to the account's limit, 1000 by default), and one call can cost up to",
-    "about `PROMPT_CEILING_CHARS / 4 + MAX_OUTPUT_TOKENS` tokens (the `worst_case_tokens_per_call_estimate`",
-    "above, ~37k). A pro org (100k tokens a month) can thus end a burst far over its quota. To promise a",
-    "bound, reserve before calling: atomically add an estimate (prompt size / 4 + max output) to the counter",
-    "only while it stays under the limit (`UPDATE ... SET ai_tokens_used = ai_tokens_used + :estimate WHERE",
-    "ai_tokens_used + :estimate <= :limit RETURNING`), then settle the difference once the provider reports",
-    "usage (refund on failure). The overshoot is then at most one estimate error per call in flight.",
+    "A platform call is admitted only while the month's usage plus the reservations of the calls in flight",
+    "is below the limit (DESIGN §5.7's rule, with calls in flight counted); it reserves an upper estimate of",
+    "its tokens (prompt characters / 3 + the 2048-token output allowance) in `usage_reservations`, under a",
+    "per-org advisory lock. The charge replaces the reservation in one idempotent statement when the call",
+    "completes; a failed call releases it; one left by a crashed invocation stops counting when it expires",
+    "(its deadline + 60 s). So a burst at the boundary overshoots by at most one call's tokens, as long as",
+    "the estimate is an upper bound (each call's real tokens above its estimate add to that). Unlimited",
+    "orgs and BYOK calls reserve nothing.",
     "",
 ]
 

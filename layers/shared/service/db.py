@@ -237,11 +237,11 @@ class Database:
         deadline = self._session().deadline
         return DEFAULT_IO_TIMEOUT_SECONDS if deadline is None else deadline - time.monotonic()
 
-    def _connection(self, wait_s: float) -> pg8000.native.Connection:
+    def _connection(self, wait_s: float, connect_wait_s: float) -> pg8000.native.Connection:
         session = self._session()
         if session.connection is None:
             try:
-                session.connection = connection_params().connect(wait_s)
+                session.connection = connection_params().connect(connect_wait_s)
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 logger.error("Database connection failed", extra={"error": str(exc)})
                 raise DatabaseError("Database is unavailable") from None
@@ -260,18 +260,39 @@ class Database:
                 session.connection.close()
         session.connection = None
 
-    def _execute(self, sql: str, wait_s: float, timeout_ms: int | None, params: dict[str, Any]) -> list[list[Any]]:
-        connection = self._connection(wait_s)
+    def _execute(
+        self, sql: str, wait_s: float, timeout_ms: int | None, lock_key: str | None, params: dict[str, Any]
+    ) -> list[list[Any]]:
+        # Connecting gets no grace: the grace only waits for a server-side cancellation to arrive.
+        connect_wait_s = min(wait_s, timeout_ms / 1000.0) if timeout_ms is not None else wait_s
+        connection = self._connection(wait_s, max(0.01, connect_wait_s))
         session = self._session()
         wanted = max(1, int(timeout_ms)) if timeout_ms is not None else 0
         if wanted != session.statement_timeout_ms:
             connection.run("SELECT set_config('statement_timeout', :value, false)", value=f"{wanted}ms")
             session.statement_timeout_ms = wanted
-        rows = connection.run(sql, **params)
-        return rows or []
+        if lock_key is None:
+            return connection.run(sql, **params) or []
+        # A new statement after the lock is granted takes a new snapshot (READ COMMITTED), so it
+        # sees everything the previous holder committed.
+        connection.run("BEGIN")
+        try:
+            connection.run("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", key=lock_key)
+            rows = connection.run(sql, **params) or []
+            connection.run("COMMIT")
+        except PgDatabaseError:
+            with contextlib.suppress(PgInterfaceError, PgDatabaseError, OSError):
+                connection.run("ROLLBACK")
+            raise
+        return rows
 
-    def query(self, sql: str, *, timeout_ms: int | None = None, **params: Any) -> list[list[Any]]:
+    def query(
+        self, sql: str, *, timeout_ms: int | None = None, lock_key: str | None = None, **params: Any
+    ) -> list[list[Any]]:
         """Rows of ``sql`` (``:name`` placeholders), under ``statement_timeout`` if given.
+
+        With ``lock_key``, ``sql`` runs in a transaction holding the advisory lock of that key, so
+        concurrent callers with the same key run it one after the other.
 
         Every statement the service sends is safe to repeat (reads, and metering keyed by
         request id), so one retry on a fresh connection is allowed when the old one was lost
@@ -288,7 +309,7 @@ class Database:
                     else DatabaseError("No time left for the database")
                 )
             try:
-                return self._execute(sql, wait_s, timeout_ms, params)
+                return self._execute(sql, wait_s, timeout_ms, lock_key, params)
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 if isinstance(exc, PgDatabaseError) and _sqlstate(exc) == QUERY_CANCELED:
                     raise StatementTimeout("Statement cancelled by its time limit") from None

@@ -23,6 +23,8 @@ QUOTA_KEY = "ai_tokens_per_month"
 class ProviderChoice:
     kind: Literal["byok", "platform"]
     target: LlmTarget
+    # The month's platform-token limit (negative: unlimited); None for BYOK, which is not metered.
+    monthly_limit: int | None = None
 
 
 def monthly_token_limit(plan: str, limits: dict[str, Any], quota_override: dict[str, Any] | None) -> int:
@@ -104,4 +106,5 @@ def choose_provider(org: OrgContext, settings: Settings) -> ProviderChoice:
             api_key=api_key,
             model=settings.platform_llm_model,
         ),
+        monthly_limit=limit,
     )

@@ -50,9 +50,29 @@ ORDER BY w.ord, c.occurred_at DESC
 # megabyte body costs no more than a small one.
 BODY_PREFIX_CHARS = 32_768
 
-# Idempotent per request id: a retried statement (or a retried invocation) charges once.
+# Run under the org's advisory lock: admitted (a row returned) only while the month's usage plus
+# the other live reservations stays below the limit. Re-reserving the same request id replaces it.
+RESERVE_SQL = """
+INSERT INTO usage_reservations (request_id, org_id, period_start, tokens, expires_at)
+SELECT :request_id, :org_id, :period_start, :tokens, now() + make_interval(secs => :ttl_seconds)
+WHERE COALESCE((SELECT u.ai_tokens_used FROM usage_counters u
+                WHERE u.org_id = :org_id AND u.period_start = :period_start), 0)
+    + COALESCE((SELECT sum(r.tokens) FROM usage_reservations r
+                WHERE r.org_id = :org_id AND r.period_start = :period_start
+                  AND r.expires_at > now() AND r.request_id <> :request_id), 0)
+    < :limit
+ON CONFLICT (request_id) DO UPDATE SET tokens = EXCLUDED.tokens, expires_at = EXCLUDED.expires_at
+RETURNING tokens
+"""
+
+RELEASE_SQL = "DELETE FROM usage_reservations WHERE request_id = :request_id"
+
+# Idempotent per request id: a retried statement (or a retried invocation) charges once. The
+# call's reservation (if any) goes in the same statement, so usage never counts a call twice.
 METER_SQL = """
-WITH charged AS (
+WITH released AS (
+    DELETE FROM usage_reservations WHERE request_id = :request_id
+), charged AS (
     INSERT INTO usage_ledger (request_id, org_id, period_start, tokens)
     VALUES (:request_id, :org_id, :period_start, :tokens)
     ON CONFLICT (request_id) DO NOTHING
@@ -164,6 +184,25 @@ class DriftRepository:
                 resp_enc,
             ) in rows
         ]
+
+    def reserve_platform_tokens(
+        self, request_id: str, org_id: UUID, period_start: date, tokens: int, limit: int, ttl_seconds: float
+    ) -> bool:
+        """Hold ``tokens`` of the month's quota for a call in flight; False when it does not fit."""
+        rows = self._db.query(
+            RESERVE_SQL,
+            lock_key=f"usage:{org_id}:{period_start.isoformat()}",
+            request_id=request_id,
+            org_id=org_id,
+            period_start=period_start,
+            tokens=tokens,
+            limit=limit,
+            ttl_seconds=ttl_seconds,
+        )
+        return bool(rows)
+
+    def release_reservation(self, request_id: str) -> None:
+        self._db.query(RELEASE_SQL, request_id=request_id)
 
     def meter_platform_tokens(self, request_id: str, org_id: UUID, period_start: date, tokens: int) -> None:
         """Add ``tokens`` to the month's counter atomically, once per ``request_id``."""

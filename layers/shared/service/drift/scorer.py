@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -10,17 +10,26 @@ from service.budget import REPLY_RESERVE_MS, BudgetGuard
 from service.config import get_settings
 from service.drift.findings import NoJsonFound, parse_findings
 from service.drift.models import ScoreReply, ScoreRequest
-from service.drift.prompt import build_prompt
-from service.drift.providers import choose_provider
+from service.drift.prompt import Prompt, build_prompt
+from service.drift.providers import ProviderChoice, choose_provider
 from service.drift.repository import DriftRepository, month_start
-from service.errors import InvalidRequest, UpstreamError, UpstreamTimeout
-from service.llm import LlmClient
+from service.errors import DatabaseError, InvalidRequest, ResourceLimitExceeded, UpstreamError, UpstreamTimeout
+from service.llm import MAX_OUTPUT_TOKENS, LlmClient
 from service.observability import logger, metrics, tracer
 
 # Without a Lambda deadline (tests, scripts) the LLM gets this long.
 DEFAULT_DEADLINE_MS = 30_000.0
 # Kept back from the remaining time for metering and the reply after the LLM answers.
 AFTER_LLM_RESERVE_MS = REPLY_RESERVE_MS + 250
+RESERVATION_CHARS_PER_TOKEN = 3
+# A reservation outlives its call's deadline by this much before it stops counting (crash case).
+RESERVATION_GRACE_SECONDS = 60.0
+
+
+def estimated_tokens(prompt: Prompt) -> int:
+    """An upper estimate of a call's tokens: about 3 characters a token for the prompt
+    (tokenizers average nearer 4 on prose and JSON), plus the whole output allowance."""
+    return prompt.size_chars // RESERVATION_CHARS_PER_TOKEN + MAX_OUTPUT_TOKENS
 
 
 class DriftScorer:
@@ -29,6 +38,46 @@ class DriftScorer:
     def __init__(self, repository: DriftRepository, llm: LlmClient) -> None:
         self._repository = repository
         self._llm = llm
+
+    def _reserve_quota(
+        self,
+        choice: ProviderChoice,
+        request: ScoreRequest,
+        period: date,
+        prompt: Prompt,
+        request_id: str,
+        wall_ms: float,
+    ) -> bool:
+        """Hold the call's estimated tokens against the month's quota (platform calls with a limit).
+
+        Refused (403) when the calls already in flight would take the org to its limit: a burst
+        at the boundary overshoots by at most about one call, not by every call admitted before
+        the first charge lands.
+        """
+        limit = choice.monthly_limit
+        if choice.kind != "platform" or limit is None or limit < 0:
+            return False
+        admitted = self._repository.reserve_platform_tokens(
+            request_id,
+            request.org_id,
+            period,
+            estimated_tokens(prompt),
+            limit,
+            ttl_seconds=wall_ms / 1000.0 + RESERVATION_GRACE_SECONDS,
+        )
+        if not admitted:
+            raise ResourceLimitExceeded(
+                "Monthly AI token quota exhausted (calls in flight included)",
+                {"reason": "quota_exhausted", "limit": limit, "in_flight": True},
+            )
+        return True
+
+    def _release_quietly(self, request_id: str) -> None:
+        """Give the reservation back; if that fails too, it expires on its own."""
+        try:
+            self._repository.release_reservation(request_id)
+        except DatabaseError:
+            logger.warning("Quota reservation not released; it will expire", extra={"request_id": request_id})
 
     @tracer.capture_method
     def score(self, request: ScoreRequest, *, remaining_ms: float | None, request_id: str) -> ScoreReply:
@@ -52,6 +101,7 @@ class DriftScorer:
         choice = choose_provider(org, get_settings())
         prompt = build_prompt(request.spec_excerpt, endpoints, captures)
         wall_ms = (remaining_ms if remaining_ms is not None else DEFAULT_DEADLINE_MS) - AFTER_LLM_RESERVE_MS
+        reserved = self._reserve_quota(choice, request, period, prompt, request_id, wall_ms)
         guard = BudgetGuard.start("llm", soft_ms=wall_ms, hard_ms=wall_ms)
         logger.info(
             "Calling LLM",
@@ -62,18 +112,23 @@ class DriftScorer:
                 "wall_ms": wall_ms,
             },
         )
+        settled = False
         try:
             completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard)
             findings = parse_findings(completion.text, {e.label for e in endpoints})
+            if choice.kind == "platform" and completion.tokens_used > 0:
+                self._repository.meter_platform_tokens(request_id, request.org_id, period, completion.tokens_used)
+                settled = True
         except NoJsonFound:
             metrics.add_metric(name="LlmFailures", unit=MetricUnit.Count, value=1)
             raise UpstreamError("LLM reply held no findings JSON") from None
         except (UpstreamError, UpstreamTimeout):
             metrics.add_metric(name="LlmFailures", unit=MetricUnit.Count, value=1)
             raise
+        finally:
+            if reserved and not settled:
+                self._release_quietly(request_id)
 
-        if choice.kind == "platform" and completion.tokens_used > 0:
-            self._repository.meter_platform_tokens(request_id, request.org_id, period, completion.tokens_used)
         metrics.add_metric(name="Findings", unit=MetricUnit.Count, value=len(findings))
         metrics.add_metric(name="TokensUsed", unit=MetricUnit.Count, value=completion.tokens_used)
         return ScoreReply(
