@@ -18,7 +18,7 @@ from typing import Any
 from pg8000.converters import timestamptz_in
 
 from bench.common import BenchEnv, BenchResult, Check, Sizes, code_block, fmt_ms, median, timed_ms
-from devtools.postgres import apply_schema
+from devtools.postgres import CountingDatabase, apply_schema
 from service.db import TIMESTAMPTZ_OID, Database, parse_timestamptz
 from service.drift.models import Endpoint
 from service.drift.repository import BODY_PREFIX_CHARS, SAMPLES_SQL, DriftRepository
@@ -112,18 +112,6 @@ def _fill(connection: Any, sizes: Sizes) -> None:
         GENERATE_SQL, rows=sizes.sampler_rows, workspaces=sizes.sampler_workspaces, paths=sizes.sampler_paths
     )
     connection.run(STALE_SQL, rows=max(10, sizes.sampler_rows // 1000))
-
-
-class CountingDatabase(Database):
-    """A :class:`Database` that counts its statements (one statement = one round trip)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.statements = 0
-
-    def query(self, sql: str, *, timeout_ms: int | None = None, **params: Any) -> list[list[Any]]:
-        self.statements += 1
-        return super().query(sql, timeout_ms=timeout_ms, **params)
 
 
 def per_endpoint_loop(db: Database, workspace: uuid.UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Any]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.db import parse_database_url
+from service.db import Database, parse_database_url
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "db" / "schema.sql"
 APP_TABLES = (
@@ -66,3 +66,15 @@ def apply_schema(url: str) -> None:
 
 def truncate_app_tables(connection: Any) -> None:
     connection.run(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY")
+
+
+class CountingDatabase(Database):
+    """The real :class:`~service.db.Database`, counting the statements sent (one = one round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements = 0
+
+    def query(self, sql: str, **kwargs: Any) -> list[list[Any]]:
+        self.statements += 1
+        return super().query(sql, **kwargs)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devtools.postgres import CountingDatabase
 from devtools.seed import add_capture, make_tenant, set_org_setting, tokens_used
 from service.db import Database
 from service.drift.models import Endpoint
@@ -251,18 +252,6 @@ def test_only_the_first_25_distinct_endpoints_are_considered(service_env, admin_
     assert status == 200 and body["endpoints_considered"] == 25
     assert {f["endpoint"] for f in body["findings"]} == {f"GET /e{i}" for i in range(25)}
     assert "### GET /e25" not in llm_server.requests[0].user_prompt
-
-
-class CountingDatabase(Database):
-    """The real database, counting the statements sent (the sampler promises one)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.statements = 0
-
-    def query(self, sql: str, *, timeout_ms: int | None = None, **params: Any) -> list[list[Any]]:
-        self.statements += 1
-        return super().query(sql, timeout_ms=timeout_ms, **params)
 
 
 def test_sampler_uses_one_statement_for_all_endpoints(service_env, admin_db):

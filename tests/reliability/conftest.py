@@ -23,8 +23,10 @@ from botocore.client import BaseClient
 from devtools.events import http_event
 from devtools.handlers import load_handler
 from devtools.lambda_context import LocalLambdaContext
+from devtools.seed import Tenant
 from service.config import get_settings
 from tests.conftest import INTERNAL_TOKEN
+from tests.integration.drift_support import score_body
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_PATH = ROOT / ".local" / "reliability" / "figures.json"
@@ -181,3 +183,8 @@ def traverse_on(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
 
 
 Recorder = Callable[..., None]
+
+
+def drift_body(tenant: Tenant) -> dict[str, Any]:
+    """The drift request every fault test sends: one endpoint with traffic, ``GET /a``."""
+    return score_body(tenant, [("GET", "/a")], spec_excerpt="openapi: 3.0.0")

@@ -121,8 +121,8 @@ CASES: list[tuple[str, list[Section]]] = [
                 "db_hung",
                 "Database that accepts and never answers",
                 "test_db_faults.py::test_hung_database_does_not_hold_traverse_past_its_wall",
-                "traverse with budget_ms 500 and 3 s left must answer within the wall + 300 ms. Before 6ab9f7d it "
-                "answered after ~3.3 s (found by this test; fixed).",
+                "traverse with budget_ms 500 and 3 s left must answer within the wall + 500 ms (measured: ~520 ms "
+                "once warm). Before 6ab9f7d it answered after ~3.3 s (found by this test; fixed).",
             ),
         ],
     ),

@@ -22,22 +22,13 @@ from service.config import get_settings
 from service.db import database
 from service.errors import DatabaseError
 from tests.conftest import reset_service_caches
-from tests.reliability.conftest import APPS, call_route, context, has_traceback
+from tests.reliability.conftest import APPS, call_route, context, drift_body, has_traceback
 
 KILL_SQL = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE application_name = 'contract-drift-service' AND pid <> pg_backend_pid()"
 )
 WARM_ROUNDS = 10
-
-
-def _drift_body(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "org_id": str(tenant.org_id),
-        "workspace_id": str(tenant.workspace_id),
-        "spec_excerpt": "openapi: 3.0.0",
-        "endpoints": [{"method": "GET", "path": "/a"}],
-    }
 
 
 def _status(reply: dict[str, Any]) -> int:
@@ -64,7 +55,7 @@ def test_connection_killed_between_every_warm_invoke_of_both_functions(stocked, 
             reply = call_route("traverse", {"text": start, "max_hops": 2})
             ok = _status(reply) == 200 and '"hops_executed":2' in reply["body"]
         else:
-            reply = call_route("drift", _drift_body(tenant))
+            reply = call_route("drift", drift_body(tenant))
             ok = _status(reply) == 200
         survived += ok
     figures.record("db_connection_killed", warm_invokes=WARM_ROUNDS, backends_killed=killed, succeeded=survived)
@@ -136,7 +127,7 @@ def test_database_down_is_a_quick_500_for_both_functions_and_nothing_is_metered(
     _point_database_at(monkeypatch, DOWN_URLS[where].format(port=_closed_port()))
     timings = {}
     try:
-        for route, body in (("drift", _drift_body(tenant)), ("traverse", {"text": start})):
+        for route, body in (("drift", drift_body(tenant)), ("traverse", {"text": start})):
             started = time.monotonic()
             reply = call_route(route, body, timeout_ms=3_000)
             timings[route] = round((time.monotonic() - started) * 1000, 1)
@@ -169,7 +160,8 @@ def test_hung_database_does_not_hold_traverse_past_its_wall(traverse_on, monkeyp
         finally:
             database.close()
     figures.record("db_hung", traverse_budget_ms=500, reply_after_ms=round(elapsed_ms), status=_status(reply))
-    assert elapsed_ms < 500 + 300, elapsed_ms
+    # Generous margin (CPU contention on 2 cores); the bug this guards against held ~3.3 s.
+    assert elapsed_ms < 500 + 500, elapsed_ms
 
 
 def test_database_lost_while_the_llm_answers_charges_nothing_and_says_so(
@@ -181,7 +173,7 @@ def test_database_lost_while_the_llm_answers_charges_nothing_and_says_so(
     refusing connections (the settings the reconnect reads now point at a closed port).
     """
     tenant, _ = stocked
-    assert _status(call_route("drift", _drift_body(tenant))) == 200  # warm connection
+    assert _status(call_route("drift", drift_body(tenant))) == 200  # warm connection
     used_before = tokens_used(admin_db, tenant.org_id)
     llm_server.reset()
     llm_server.enqueue(Step(delay_s=0.6))
@@ -197,7 +189,7 @@ def test_database_lost_while_the_llm_answers_charges_nothing_and_says_so(
     cutter.start()
     try:
         started = time.monotonic()
-        reply = call_route("drift", _drift_body(tenant))
+        reply = call_route("drift", drift_body(tenant))
         elapsed_ms = (time.monotonic() - started) * 1000
     finally:
         cutter.join()

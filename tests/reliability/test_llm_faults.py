@@ -15,7 +15,7 @@ import pytest
 from devtools.fake_llm import Step
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
 from service.llm import MAX_ATTEMPTS
-from tests.reliability.conftest import call_route
+from tests.reliability.conftest import call_route, drift_body
 
 LAMBDA_MS = 3_000
 
@@ -25,15 +25,6 @@ def tenant(service_env: dict[str, str], admin_db: Any) -> Tenant:
     tenant = make_tenant(admin_db, "pro")
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
     return tenant
-
-
-def _body(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "org_id": str(tenant.org_id),
-        "workspace_id": str(tenant.workspace_id),
-        "spec_excerpt": "openapi: 3.0.0",
-        "endpoints": [{"method": "GET", "path": "/a"}],
-    }
 
 
 DROP = Step(drop_connection=True)
@@ -64,7 +55,7 @@ def test_llm_fault_scenario(name, tenant, admin_db, llm_server, figures):
     script, expected = SCENARIOS[name]
     llm_server.enqueue(*script)
     started = time.monotonic()
-    reply = call_route("drift", _body(tenant), timeout_ms=LAMBDA_MS)
+    reply = call_route("drift", drift_body(tenant), timeout_ms=LAMBDA_MS)
     elapsed_ms = (time.monotonic() - started) * 1000
     status = int(reply["statusCode"])
     metered = tokens_used(admin_db, tenant.org_id)
@@ -98,7 +89,7 @@ def test_provider_finishing_after_we_gave_up_is_not_metered(tenant, admin_db, ll
     (and bills the platform), the org is charged nothing."""
     llm_server.enqueue(Step(delay_s=2.0))
     started = time.monotonic()
-    reply = call_route("drift", _body(tenant), timeout_ms=1_500)
+    reply = call_route("drift", drift_body(tenant), timeout_ms=1_500)
     elapsed_ms = (time.monotonic() - started) * 1000
     assert int(reply["statusCode"]) == 504
     assert elapsed_ms < 1_500

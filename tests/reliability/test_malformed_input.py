@@ -21,7 +21,7 @@ from devtools.events import http_event
 from devtools.seed import Tenant, make_tenant
 from service.errors import ServiceError
 from tests.conftest import INTERNAL_TOKEN
-from tests.reliability.conftest import APPS, Figures, has_traceback, invoke_event
+from tests.reliability.conftest import APPS, Figures, drift_body, has_traceback, invoke_event
 
 ROUTES = tuple(APPS)
 DRIFT_ENVELOPE_KEYS = {"error", "error_code", "status", "request_id", "details"}
@@ -113,15 +113,6 @@ def tally_by_route() -> dict[str, Tally]:
 @pytest.fixture
 def tenant(traverse_on: dict[str, str], admin_db: Any) -> Tenant:
     return make_tenant(admin_db, "pro")
-
-
-def drift_event_body(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "org_id": str(tenant.org_id),
-        "workspace_id": str(tenant.workspace_id),
-        "spec_excerpt": "openapi: 3.0.0",
-        "endpoints": [{"method": "GET", "path": "/a"}],
-    }
 
 
 def deep(levels: int, leaf: Any = 1) -> str:
@@ -287,7 +278,7 @@ def record(figures: Figures, tally: dict[str, Tally]) -> None:
 @pytest.mark.parametrize("route", ROUTES)
 def test_classic_malformed_http_bodies(route, tenant, tally_by_route, figures):
     tally = tally_by_route[route]
-    good = drift_event_body(tenant) if route == "drift" else {"text": "anything"}
+    good = drift_body(tenant) if route == "drift" else {"text": "anything"}
     _, path, _ = APPS[route]
     before = len(tally.problems)
     for body, options in classic_bodies(route, good):
@@ -332,7 +323,7 @@ def test_generated_direct_payloads_raise_only_typed_errors(route, tenant, tally_
     before = len(tally.problems)
     for payload in (None, [], ["a"], "text", "", 0, 1.5, True, {"requestContext": "x"}, {"routeKey": 1}, {}):
         tally.check_direct(route, payload)
-    good = drift_event_body(tenant) if route == "drift" else {"text": "anything"}
+    good = drift_body(tenant) if route == "drift" else {"text": "anything"}
     for payload in (
         {**good, "spec_excerpt": "s" * 2_000_000},
         {**good, "endpoints": [{"method": "GET", "path": "/a"}] * 1000},
@@ -466,7 +457,7 @@ def test_deeply_nested_json_is_a_400(route, body, tenant):
 )
 def test_unsupported_content_type_is_a_400(route, content_type, tenant):
     tally = Tally()
-    body = drift_event_body(tenant) if route == "drift" else {"text": "x"}
+    body = drift_body(tenant) if route == "drift" else {"text": "x"}
     event = http_event("POST", APPS[route][1], body, token=INTERNAL_TOKEN, headers={"content-type": content_type})
     tally.check_http(route, event, invoke_event(route, event))
     assert tally.problems == []
@@ -482,7 +473,7 @@ def test_unsupported_content_type_is_a_400(route, content_type, tenant):
     ],
 )
 def test_nul_character_is_a_400(route, change, kind, tenant):
-    body = (drift_event_body(tenant) if route == "drift" else {}) | change
+    body = (drift_body(tenant) if route == "drift" else {}) | change
     tally = Tally()
     if kind == "http":
         event = http_event("POST", APPS[route][1], body, token=INTERNAL_TOKEN)

@@ -24,19 +24,10 @@ from service.drift import scorer as scorer_module
 from service.drift.prompt import PROMPT_CEILING_CHARS
 from service.errors import ResourceLimitExceeded
 from service.llm import MAX_OUTPUT_TOKENS
-from tests.reliability.conftest import APPS, context
+from tests.reliability.conftest import APPS, context, drift_body
 
 CALLS = 20
 LIMIT = 10_000
-
-
-def _body(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "org_id": str(tenant.org_id),
-        "workspace_id": str(tenant.workspace_id),
-        "spec_excerpt": "openapi: 3.0.0",
-        "endpoints": [{"method": "GET", "path": "/a"}],
-    }
 
 
 def _set_usage(db: Any, tenant: Tenant, used: int) -> None:
@@ -61,7 +52,7 @@ def _burst(tenant: Tenant, calls: int) -> tuple[list[dict[str, Any]], int]:
         nonlocal refused
         gate.wait()
         try:
-            reply = app.lambda_handler(_body(tenant), context("ContractDriftFunction"))
+            reply = app.lambda_handler(drift_body(tenant), context("ContractDriftFunction"))
         except ResourceLimitExceeded:
             with lock:
                 refused += 1
@@ -98,7 +89,7 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(
     tenant = make_tenant(admin_db, "pro", {"ai_tokens_per_month": LIMIT})
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
     # one call first, to learn what a call costs (same prompt size every time)
-    probe = APPS["drift"][0].lambda_handler(_body(tenant), context("ContractDriftFunction"))
+    probe = APPS["drift"][0].lambda_handler(drift_body(tenant), context("ContractDriftFunction"))
     per_call = int(probe["tokens_used"])
     headroom = 1
     admin_db.run("DELETE FROM usage_counters WHERE org_id = :org", org=tenant.org_id)
@@ -146,7 +137,7 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(
     assert count[0][0] == 0  # every reservation was settled or released
     # once the burst is metered, the org is over its limit and the next call is refused
     with pytest.raises(ResourceLimitExceeded):
-        APPS["drift"][0].lambda_handler(_body(tenant), context("ContractDriftFunction"))
+        APPS["drift"][0].lambda_handler(drift_body(tenant), context("ContractDriftFunction"))
 
 
 def test_calls_one_at_a_time_stop_at_the_limit(service_env, admin_db, llm_server, figures):
@@ -157,7 +148,7 @@ def test_calls_one_at_a_time_stop_at_the_limit(service_env, admin_db, llm_server
     admitted = per_call = 0
     for _ in range(50):
         try:
-            reply = app.lambda_handler(_body(tenant), context("ContractDriftFunction"))
+            reply = app.lambda_handler(drift_body(tenant), context("ContractDriftFunction"))
         except ResourceLimitExceeded:
             break
         admitted += 1
