@@ -105,6 +105,8 @@ def machine_info(env: BenchEnv) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgres": postgres,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        # Measured, not assumed: other work on the 2 cores changes absolute times (ratios hold).
+        "load": ", ".join(f"{value:.2f}" for value in os.getloadavg()),
     }
 
 
@@ -132,7 +134,7 @@ def render(results: list[BenchResult], machine: dict[str, Any], command: str = C
                 ["OS", machine["os"]],
                 ["Python", f"{machine['python']} (benchmarks 4: also CPython 3.13, as on Lambda)"],
                 ["PostgreSQL", f"{machine['postgres']} (embedded, unix socket, same machine)"],
-                ["load", "other engineers' test runs shared the 2 cores during this run"],
+                ["load average at the start (1, 5, 15 min)", machine.get("load", "not measured")],
             ],
         ),
         "",
