@@ -82,23 +82,15 @@ def decode_base64_body(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def body_problem(event: Mapping[str, Any]) -> ValidationFailed | None:
-    """Why the body cannot be a request object, found before Powertools parses it.
-
-    Powertools answers some malformed bodies (a JSON scalar, nesting deep enough to hit the
-    recursion limit, a body that is not a string) with exceptions it does not classify as
-    validation errors; here they are all a plain 400.
-    """
+    """Why the body cannot be parsed at all, found before Powertools tries (it would fail with a
+    TypeError on a body that is not a string). Parsing itself is left to Powertools, once:
+    invalid JSON and non-object JSON are its validation errors, nesting past the recursion limit
+    is :meth:`ServiceResolver._too_deep`; all are 400."""
     body = event.get("body")
     if body is None or body == "":
         return _body_error("Request body is required (a JSON object)", "missing")
     if not isinstance(body, str):
         return _body_error("Request body is not valid JSON", "json_invalid")
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        return _body_error("Request body is not valid JSON", "json_invalid")
-    if not isinstance(parsed, dict):
-        return _body_error("Request body must be a JSON object", "model_type")
     return None
 
 
@@ -157,6 +149,7 @@ class ServiceResolver(APIGatewayHttpResolver):
         self.exception_handler(ServiceError)(self._service_error)
         self.exception_handler(RequestValidationError)(self._invalid_body)
         self.exception_handler(RequestUnsupportedContentType)(self._invalid_body)
+        self.exception_handler(RecursionError)(self._too_deep)
         self.exception_handler(Exception)(self._unexpected)
         self.not_found(self._no_route)
 
@@ -193,6 +186,9 @@ class ServiceResolver(APIGatewayHttpResolver):
 
     def _invalid_body(self, exc: RequestValidationError | RequestUnsupportedContentType) -> Response[dict[str, Any]]:
         return self.reply(ValidationFailed("Request body is not valid", validation_details(exc.errors())))
+
+    def _too_deep(self, exc: RecursionError) -> Response[dict[str, Any]]:
+        return self.reply(_body_error("Request body is not valid JSON (nested too deeply)", "json_invalid"))
 
     def _unexpected(self, exc: Exception) -> Response[dict[str, Any]]:
         logger.exception("Unexpected failure")
