@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from service.storable import StorableStr
+
 MAX_ENDPOINTS_CONSIDERED = 25
 DEFAULT_SAMPLES_PER_ENDPOINT = 3
 SAMPLES_PER_ENDPOINT_BOUNDS = (1, 5)
@@ -26,8 +28,7 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     method: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$", examples=["GET"])
-    # PostgreSQL text cannot hold U+0000: refused here (400), not at the database (500).
-    path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, pattern=r"^[^\x00]+$", examples=["/users/{id}"])
+    path: StorableStr = Field(min_length=1, max_length=MAX_PATH_CHARS, examples=["/users/{id}"])
 
     @property
     def key(self) -> tuple[str, str]:

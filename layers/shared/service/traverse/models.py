@@ -6,7 +6,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from service.storable import StorableStr
 
 REPLY_SCHEMA: Literal["mnem.v1.traverse_answer"] = "mnem.v1.traverse_answer"
 ERROR_SCHEMA: Literal["mnem.v1.err"] = "mnem.v1.err"
@@ -25,18 +27,6 @@ MAX_EDGE_TYPES = 32
 MAX_EDGE_TYPE_CHARS = 200
 
 
-def storable_text(value: str) -> str:
-    """Postgres text holds no NUL and the wire is UTF-8: refuse what would fail in the database."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-StorableStr = Annotated[StrictStr, AfterValidator(storable_text)]
 EdgeType = Annotated[StorableStr, Field(min_length=1, max_length=MAX_EDGE_TYPE_CHARS)]
 
 
