@@ -21,7 +21,7 @@ from bench.common import BenchEnv, BenchResult, Check, Sizes, code_block, fmt_ms
 from devtools.postgres import CountingDatabase, apply_schema
 from service.db import TIMESTAMPTZ_OID, Database, parse_timestamptz
 from service.drift.models import Endpoint
-from service.drift.repository import BODY_PREFIX_CHARS, SAMPLES_SQL, DriftRepository
+from service.drift.repository import SAMPLES_SQL, DriftRepository, samples_parameters
 
 ENDPOINTS = 25
 PER_ENDPOINT = 5
@@ -189,15 +189,7 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
                 else:
                     loop_ms.append(timed_ms(lambda: per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT))[0])
 
-        single_plan = explain(
-            db,
-            SAMPLES_SQL,
-            methods=[e.method.upper() for e in endpoints],
-            paths=[e.path for e in endpoints],
-            workspace_id=workspace,
-            per_endpoint=PER_ENDPOINT,
-            body_prefix=BODY_PREFIX_CHARS,
-        )
+        single_plan = explain(db, SAMPLES_SQL, **samples_parameters(workspace, endpoints, PER_ENDPOINT))
         first = endpoints[2]
         loop_plan = explain(
             db,

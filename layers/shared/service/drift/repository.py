@@ -122,6 +122,17 @@ def _as_json_object(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def samples_parameters(workspace_id: UUID, endpoints: list[Endpoint], per_endpoint: int) -> dict[str, Any]:
+    """The parameters of :data:`SAMPLES_SQL` (the benchmark's EXPLAIN uses the same ones)."""
+    return {
+        "methods": [e.method.upper() for e in endpoints],
+        "paths": [e.path for e in endpoints],
+        "workspace_id": workspace_id,
+        "per_endpoint": per_endpoint,
+        "body_prefix": BODY_PREFIX_CHARS,
+    }
+
+
 def month_start(today: date) -> date:
     return today.replace(day=1)
 
@@ -150,14 +161,7 @@ class DriftRepository:
         """Newest captures of the last 24 h for every endpoint, in one SQL statement."""
         if not endpoints:
             return []
-        rows = self._db.query(
-            SAMPLES_SQL,
-            methods=[e.method.upper() for e in endpoints],
-            paths=[e.path for e in endpoints],
-            workspace_id=workspace_id,
-            per_endpoint=per_endpoint,
-            body_prefix=BODY_PREFIX_CHARS,
-        )
+        rows = self._db.query(SAMPLES_SQL, **samples_parameters(workspace_id, endpoints, per_endpoint))
         return [
             Capture(
                 endpoint=Endpoint(method=method, path=path),
