@@ -58,7 +58,7 @@ def request_id_of(event: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def decode_base64_body(event: Mapping[str, Any]) -> dict[str, Any]:
+def as_json_body_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """The event with a plain-text body read as JSON.
 
     ``isBase64Encoded`` bodies (API Gateway sends any non-text content type that way) are
@@ -158,7 +158,7 @@ class ServiceResolver(APIGatewayHttpResolver):
         try:
             if (malformed := event_problem(event)) is not None:
                 raise malformed
-            prepared = decode_base64_body(event)
+            prepared = as_json_body_event(event)
             token_verifier.verify(header(prepared, "authorization"))
             if self.gate is not None:
                 self.gate()
