@@ -20,7 +20,7 @@ from service.drift.models import (
     SAMPLES_PER_ENDPOINT_BOUNDS,
     Endpoint,
 )
-from service.drift.prompt import BODY_MAX_CHARS, PROMPT_CEILING_CHARS, SPEC_EXCERPT_MAX_CHARS, build_prompt
+from service.drift.prompt import BODY_MAX_CHARS, PROMPT_CEILING_CHARS, SPEC_BUDGET_CHARS, build_prompt
 from service.drift.repository import BODY_PREFIX_CHARS, Capture
 
 METHOD = "M" * 16
@@ -58,12 +58,11 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
     del env  # pure CPU
     spec, endpoints, captures = worst_case(sizes.prompt_body_chars)
     raw_chars = len(spec) + sum((c.request_body_chars or 0) + (c.response_body_chars or 0) for c in captures)
-    build_ms, prompt = timed_ms(lambda: build_prompt(spec, endpoints, captures))
+    labels = {e.label for e in endpoints}  # every endpoint marked 'not in the contract': the longest headings
+    build_ms, prompt = timed_ms(lambda: build_prompt(spec, endpoints, captures, not_in_contract=labels))
     # Baseline: the same prompt from bodies already at the per-body cap (what the LLM gets is the same size).
     capped_spec, capped_endpoints, capped = worst_case(BODY_MAX_CHARS)
-    capped_ms, capped_prompt = timed_ms(
-        lambda: build_prompt(capped_spec[:SPEC_EXCERPT_MAX_CHARS], capped_endpoints, capped)
-    )
+    capped_ms, capped_prompt = timed_ms(lambda: build_prompt(capped_spec[:SPEC_BUDGET_CHARS], capped_endpoints, capped))
     size = prompt.size_chars
     result = BenchResult(key="prompt_bound", title="7. Prompt bound for the worst input the caps allow")
     result.checks = [

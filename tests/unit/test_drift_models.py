@@ -73,3 +73,40 @@ def test_invalid_requests_are_rejected(body: dict[str, object]):
 
 def test_endpoint_label_upper_cases_the_method():
     assert Endpoint(method="patch", path="/a").label == "PATCH /a"
+
+
+@pytest.mark.parametrize(
+    "spec_fields",
+    [
+        {},
+        {"spec_excerpt": "openapi: 3.0.0", "spec_s3_uri": "s3://specs/shop.yaml"},
+        {"spec_excerpt": None, "spec_s3_uri": None},
+    ],
+)
+def test_exactly_one_spec_field_is_required(spec_fields):
+    body = {"org_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "endpoints": [], **spec_fields}
+    with pytest.raises(ValidationError, match="exactly one of spec_excerpt and spec_s3_uri"):
+        ScoreRequest.model_validate(body)
+
+
+@pytest.mark.parametrize("uri", ["s3://specs/shop.yaml", "s3://my.bucket-1/a/b/openapi.json"])
+def test_a_spec_s3_uri_alone_is_a_request(uri):
+    request = ScoreRequest.model_validate(
+        {"org_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "endpoints": [], "spec_s3_uri": uri}
+    )
+    assert request.spec_s3_uri == uri and request.spec_excerpt is None
+
+
+@pytest.mark.parametrize("uri", ["specs/shop.yaml", "s3://", "s3://bucket", "s3://bucket/", "https://x/y", "s3://B/k"])
+def test_a_malformed_spec_s3_uri_is_refused(uri):
+    with pytest.raises(ValidationError):
+        ScoreRequest.model_validate(
+            {"org_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "endpoints": [], "spec_s3_uri": uri}
+        )
+
+
+def test_a_whole_document_up_to_six_million_characters_is_accepted():
+    body = {"org_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()), "endpoints": []}
+    assert ScoreRequest.model_validate({**body, "spec_excerpt": "x" * 6_000_000}).spec_excerpt
+    with pytest.raises(ValidationError):
+        ScoreRequest.model_validate({**body, "spec_excerpt": "x" * 6_000_001})

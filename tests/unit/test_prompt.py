@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from service.drift.models import MAX_ENDPOINTS_CONSIDERED, MAX_PATH_CHARS, Endpoint
 from service.drift.prompt import (
     BODY_MAX_CHARS,
+    NOT_IN_CONTRACT_NOTE,
     PROMPT_CEILING_CHARS,
-    SPEC_EXCERPT_MAX_CHARS,
+    SPEC_BUDGET_CHARS,
     build_prompt,
     decode_body,
     truncate,
@@ -112,10 +113,12 @@ def test_worst_input_the_caps_allow_stays_under_the_ceiling():
     assert len(endpoints) == MAX_ENDPOINTS_CONSIDERED
     huge = "{" + "x" * 500_000 + "}"
     captures = [capture(e, huge, huge, status=-2147483648) for e in endpoints for _ in range(5)]
-    prompt = build_prompt("s" * 2_000_000, endpoints, captures)
+    labels = {e.label for e in endpoints}
+    prompt = build_prompt("s" * 6_000_000, endpoints, captures, not_in_contract=labels)
     assert prompt.size_chars <= PROMPT_CEILING_CHARS
+    assert prompt.user.count(NOT_IN_CONTRACT_NOTE) == len(endpoints)
     assert prompt.user.count("[truncated:") == 2 * len(captures) + 1
-    assert len(prompt.user) > SPEC_EXCERPT_MAX_CHARS  # the bodies are there, just cut
+    assert len(prompt.user) > SPEC_BUDGET_CHARS  # the bodies are there, just cut
 
 
 def test_body_known_only_by_its_prefix_is_marked_with_its_stored_size():
@@ -135,3 +138,17 @@ def test_base64_prefix_cut_inside_a_character_is_still_text():
     decoded = decode_body(prefix, "base64", complete=False)
     assert decoded and set(decoded) == {"é"}
     assert decode_body(prefix, "base64", complete=True).startswith("[binary body")
+
+
+def test_only_endpoints_the_document_lacks_are_marked_not_in_the_contract():
+    known, unknown = Endpoint(method="GET", path="/users/{id}"), Endpoint(method="POST", path="/debug")
+    prompt = build_prompt("{}", [known, unknown], [], not_in_contract={unknown.label})
+    assert f"### POST /debug {NOT_IN_CONTRACT_NOTE}" in prompt.user
+    assert "### GET /users/{id}\n" in prompt.user
+
+
+def test_a_huge_contract_text_is_cut_to_the_spec_budget_before_anything_else():
+    prompt = build_prompt("openapi: 3.0.0\n" + "y" * 6_000_000, [Endpoint(method="GET", path="/x")], [])
+    spec = prompt.user.split("\n", 2)[1]
+    assert len(prompt.user) < SPEC_BUDGET_CHARS + 2_000
+    assert "[truncated: 6000015 chars in all]" in prompt.user and spec.startswith("<<<SPEC-")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from service.storable import StorableStr
 
@@ -15,7 +15,9 @@ SAMPLES_PER_ENDPOINT_BOUNDS = (1, 5)
 # Input limits: generous for real callers, small enough that no request can make us do
 # unbounded work. Anything larger is a 400 VALIDATION_FAILED.
 MAX_ENDPOINTS_ACCEPTED = 500
-MAX_SPEC_EXCERPT_CHARS = 1_000_000
+# A whole OpenAPI document (DESIGN §7.2); Lambda's 6 MB synchronous payload limit binds first.
+MAX_SPEC_EXCERPT_CHARS = 6_000_000
+MAX_SPEC_S3_URI_CHARS = 1_100
 MAX_PATH_CHARS = 512
 
 Severity = Literal["breaking", "non_breaking", "cosmetic"]
@@ -46,11 +48,30 @@ class ScoreRequest(BaseModel):
 
     org_id: UUID
     workspace_id: UUID
-    spec_excerpt: str = Field(max_length=MAX_SPEC_EXCERPT_CHARS)
+    spec_excerpt: str | None = Field(
+        default=None,
+        max_length=MAX_SPEC_EXCERPT_CHARS,
+        description="The contract: an OpenAPI 3.x / Swagger 2.0 document (JSON or YAML) or any excerpt of one. "
+        "Exactly one of spec_excerpt and spec_s3_uri.",
+    )
+    spec_s3_uri: str | None = Field(
+        default=None,
+        max_length=MAX_SPEC_S3_URI_CHARS,
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$",
+        description="s3://bucket/key of the document, for specs too large to send inline (Step Functions "
+        "passes at most 256 KiB between states). Exactly one of spec_excerpt and spec_s3_uri.",
+        examples=["s3://my-specs/shop/openapi.yaml"],
+    )
     endpoints: list[Endpoint] = Field(max_length=MAX_ENDPOINTS_ACCEPTED)
     max_samples_per_endpoint: StrictInt | None = Field(
         default=None, description="Samples per endpoint; clamped to [1, 5], default 3."
     )
+
+    @model_validator(mode="after")
+    def _exactly_one_spec(self) -> ScoreRequest:
+        if (self.spec_excerpt is None) == (self.spec_s3_uri is None):
+            raise ValueError("exactly one of spec_excerpt and spec_s3_uri is required")
+        return self
 
     def considered_endpoints(self) -> list[Endpoint]:
         """The first 25 distinct (upper method, path) pairs, in request order (DESIGN §5.3-4)."""
@@ -84,6 +105,14 @@ class ScoreReply(BaseModel):
     model: str | None = None
     endpoints_considered: int = 0
     samples_used: int = 0
+    endpoints_not_in_contract: list[str] = Field(
+        default_factory=list,
+        description='"METHOD /path" of considered endpoints the document does not declare (empty when the '
+        "spec is not a parseable OpenAPI document)",
+    )
+    replayed: bool = Field(
+        default=False, description="true when this is the stored reply of an identical earlier request"
+    )
 
     @classmethod
     def nothing_to_score(cls, endpoints_considered: int = 0) -> ScoreReply:

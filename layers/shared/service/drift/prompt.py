@@ -13,14 +13,17 @@ import binascii
 import codecs
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from service.drift.models import MAX_ENDPOINTS_CONSIDERED, MAX_PATH_CHARS, SAMPLES_PER_ENDPOINT_BOUNDS, Endpoint
 from service.drift.repository import Capture
 
 BODY_MAX_CHARS = 6_000
-SPEC_EXCERPT_MAX_CHARS = 20_000
+# The contract section: a whole document's slice (DESIGN §7.2) is fitted to this budget by
+# service.drift.spec_document; a text that does not parse as OpenAPI is cut to it.
+SPEC_BUDGET_CHARS = 40_000
+NOT_IN_CONTRACT_NOTE = "(not in the contract: the document does not declare this endpoint)"
 # All bodies of one prompt together; with many samples each body gets an equal share.
 SAMPLE_BODIES_BUDGET_CHARS = 80_000
 TRUNCATION_MARKER = "…[truncated: {total} chars in all]"
@@ -28,8 +31,10 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 SYSTEM_PROMPT = """\
 You review HTTP API contract drift. A structural diff already ran; you give a second opinion.
-You get an OpenAPI excerpt (the contract) and recent captured exchanges per endpoint.
+You get the contract (the OpenAPI operations of the endpoints below and what they reference, or
+an excerpt) and recent captured exchanges per endpoint.
 Compare what the traffic shows with what the contract promises, endpoint by endpoint.
+An endpoint marked "not in the contract" is served but undocumented: say so as a finding.
 
 Answer with a JSON array and nothing else. Each element is an object:
   {"severity": "breaking" | "non_breaking" | "cosmetic",
@@ -119,28 +124,36 @@ def _fence(label: str, text: str, nonce: str) -> str:
 
 
 def build_prompt(
-    spec_excerpt: str,
+    contract: str,
     endpoints: list[Endpoint],
     captures: list[Capture],
     nonce_factory: Callable[[], str] = lambda: secrets.token_hex(8),
+    not_in_contract: Collection[str] = (),
 ) -> Prompt:
-    """System and user prompt for ``endpoints`` with their ``captures`` (newest first)."""
+    """System and user prompt for ``endpoints`` with their ``captures`` (newest first).
+
+    ``contract`` is the document's slice, or the caller's text when it is no OpenAPI document
+    (cut here to :data:`SPEC_BUDGET_CHARS`); ``not_in_contract`` holds the labels of endpoints
+    the document does not declare.
+    """
     nonce = nonce_factory()
     by_endpoint: dict[tuple[str, str], list[Capture]] = {e.key: [] for e in endpoints}
     for capture in captures:
         by_endpoint.setdefault(capture.endpoint.key, []).append(capture)
     limit = body_limit(2 * len(captures))
 
-    spec = truncate(_neutralise(spec_excerpt, nonce), SPEC_EXCERPT_MAX_CHARS)
+    # Cut before neutralising: a 6 MB text must not be scanned whole (neutralising never lengthens).
+    spec = _neutralise(truncate(contract, SPEC_BUDGET_CHARS), nonce)
     parts = [
-        "## OpenAPI excerpt (the contract)",
+        "## The contract (OpenAPI)",
         f"<<<SPEC-{nonce}\n{spec}\nSPEC-{nonce}>>>",
         "",
         "## Endpoints and their captured traffic (last 24 h, newest first)",
     ]
     for endpoint in endpoints:
         samples = by_endpoint.get(endpoint.key, [])
-        parts.append(f"\n### {endpoint.label}")
+        note = f" {NOT_IN_CONTRACT_NOTE}" if endpoint.label in not_in_contract else ""
+        parts.append(f"\n### {endpoint.label}{note}")
         if not samples:
             parts.append("(no traffic captured)")
         for number, capture in enumerate(samples, start=1):
@@ -160,10 +173,10 @@ def build_prompt(
 def _ceiling() -> int:
     """Upper bound of :attr:`Prompt.size_chars` for any input the caps allow."""
     max_samples = MAX_ENDPOINTS_CONSIDERED * SAMPLES_PER_ENDPOINT_BOUNDS[1]
-    heading = len("\n### ") + 16 + 1 + MAX_PATH_CHARS + len("(no traffic captured)") + 2
+    heading = len("\n### ") + 16 + 1 + MAX_PATH_CHARS + 1 + len(NOT_IN_CONTRACT_NOTE) + len("(no traffic captured)") + 2
     sample_meta = len("Sample 5: status -2147483648, at 2026-11-24T04:10:27.295237+00:00") + 1
     fence_overhead = 2 * (len("<<<DATA-0123456789abcdef response body\n\nDATA-0123456789abcdef>>>") + 1)
-    fixed = len(SYSTEM_PROMPT) + 500 + SPEC_EXCERPT_MAX_CHARS + 100
+    fixed = len(SYSTEM_PROMPT) + 500 + SPEC_BUDGET_CHARS + 100
     return (
         fixed
         + MAX_ENDPOINTS_CONSIDERED * heading

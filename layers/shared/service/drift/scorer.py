@@ -99,7 +99,7 @@ class DriftScorer:
             return ScoreReply.nothing_to_score(len(endpoints))
 
         choice = choose_provider(org, get_settings())
-        prompt = build_prompt(request.spec_excerpt, endpoints, captures)
+        prompt = build_prompt(request.spec_excerpt or "", endpoints, captures)
         wall_ms = (remaining_ms if remaining_ms is not None else DEFAULT_DEADLINE_MS) - AFTER_LLM_RESERVE_MS
         reserved = self._reserve_quota(choice, request, period, prompt, request_id, wall_ms)
         guard = BudgetGuard.start("llm", soft_ms=wall_ms, hard_ms=wall_ms)
