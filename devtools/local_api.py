@@ -39,7 +39,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from devtools import demo_data
-from devtools.aws import local_aws_env, put_secret, start_moto, use_local_aws
+from devtools.aws import (
+    IDEMPOTENCY_TABLE,
+    clear_idempotency_table,
+    local_aws_env,
+    put_secret,
+    start_moto,
+    use_local_aws,
+)
 from devtools.events import http_event
 from devtools.handlers import ROOT, FunctionSpec, function_specs, handler_of
 from devtools.lambda_context import LocalLambdaContext
@@ -98,6 +105,8 @@ def function_environment(
         "TRAVERSE_EXPERIMENTAL_ENABLED": "true" if traverse_enabled else "false",
         "TRAVERSE_HARD_WALL_MS": "5000",
         "TRAVERSE_MAX_HOPS": "3",
+        "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+        "IDEMPOTENCY_TTL_SECONDS": "900",
     }
     if llm:
         env["PLATFORM_LLM_ENDPOINT"] = llm.endpoint
@@ -137,6 +146,8 @@ def prepare_stack(
     put_secret(TOKEN_SECRET, token, aws_endpoint)
     put_secret(BYOK_SECRET, passphrase, aws_endpoint)
     put_secret(PLATFORM_LLM_SECRET, (llm.api_key or KEYLESS_PLACEHOLDER) if llm else UNSET_SECRET_VALUE, aws_endpoint)
+    # The template's IdempotencyTable, empty: fresh demo data must not replay older replies.
+    clear_idempotency_table(IDEMPOTENCY_TABLE, aws_endpoint)
     connection = parse_database_url(database_url).connect()
     try:
         demo_data.load_demo_data(connection, byok_passphrase=passphrase, llm=llm)
@@ -390,7 +401,7 @@ def banner(stack: LocalStack, base_url: str) -> str:
     lines += [
         "",
         f"PostgreSQL (embedded, demo data): {stack.database_url}",
-        f"Secrets Manager (moto):           {stack.aws_endpoint}",
+        f"Secrets Manager, DynamoDB (moto): {stack.aws_endpoint}",
         f"Internal token:                   {stack.token}",
     ]
     if stack.llm:

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from devtools.aws import delete_secret, put_secret, start_moto, use_local_aws
+from devtools.aws import (
+    IDEMPOTENCY_TABLE,
+    clear_idempotency_table,
+    delete_secret,
+    put_secret,
+    start_moto,
+    use_local_aws,
+)
 from devtools.fake_llm import FakeLlmServer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
@@ -84,6 +91,8 @@ def service_env(
         (BYOK_SECRET, BYOK_PASSPHRASE),
     ):
         put_secret(name, value, aws_endpoint)
+    # One moto server per session: an empty table, so no test replays another test's request.
+    clear_idempotency_table(IDEMPOTENCY_TABLE, aws_endpoint)
     env = {
         "DATABASE_URL": postgres.url,
         "INTERNAL_TOKEN_SECRET_ID": TOKEN_SECRET,
@@ -94,8 +103,16 @@ def service_env(
         "PLATFORM_LLM_ENDPOINT": llm_server.base_url,
         "POWERTOOLS_METRICS_NAMESPACE": "Tests",
         "POWERTOOLS_SERVICE_NAME": "tests",
+        "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
     }
-    for name in ("DATABASE_SECRET_ID", "TRAVERSE_EXPERIMENTAL_ENABLED", "TRAVERSE_HARD_WALL_MS", "TRAVERSE_MAX_HOPS"):
+    for name in (
+        "DATABASE_SECRET_ID",
+        "IDEMPOTENCY_TTL_SECONDS",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "TRAVERSE_EXPERIMENTAL_ENABLED",
+        "TRAVERSE_HARD_WALL_MS",
+        "TRAVERSE_MAX_HOPS",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

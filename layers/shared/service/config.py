@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from service.errors import InternalError
 
@@ -15,6 +15,7 @@ TRAVERSE_WALL_BOUNDS_MS = (500, 30_000)
 TRAVERSE_HOPS_BOUNDS = (1, 16)
 DEFAULT_TRAVERSE_WALL_MS = 5_000
 DEFAULT_TRAVERSE_MAX_HOPS = 3
+DEFAULT_IDEMPOTENCY_TTL_SECONDS = 900
 
 PUBLIC_LLM_ENDPOINTS = {
     "openai": "https://api.openai.com",
@@ -73,6 +74,14 @@ class Settings(BaseModel):
     token_refresh_min_interval_seconds: float = 5.0
     # Other secrets (LLM keys, BYOK passphrase, database credentials) change rarely.
     secret_cache_seconds: int = 300
+    # DESIGN §8: the DynamoDB table of idempotency records (unset: off) and how long a stored
+    # reply is replayed (0: off).
+    idempotency_table_name: str | None = None
+    idempotency_ttl_seconds: int = Field(default=DEFAULT_IDEMPOTENCY_TTL_SECONDS, ge=0)
+
+    @property
+    def idempotency_enabled(self) -> bool:
+        return self.idempotency_table_name is not None and self.idempotency_ttl_seconds > 0
 
     @field_validator("platform_llm_endpoint")
     @classmethod
@@ -105,11 +114,13 @@ class Settings(BaseModel):
             "traverse_max_hops": parse_clamped_int(
                 env.get("TRAVERSE_MAX_HOPS"), DEFAULT_TRAVERSE_MAX_HOPS, TRAVERSE_HOPS_BOUNDS
             ),
+            "idempotency_table_name": opt("IDEMPOTENCY_TABLE_NAME"),
         }
         for name, field in (
             ("INTERNAL_TOKEN_CACHE_SECONDS", "token_cache_seconds"),
             ("INTERNAL_TOKEN_REFRESH_MIN_INTERVAL_SECONDS", "token_refresh_min_interval_seconds"),
             ("SECRET_CACHE_SECONDS", "secret_cache_seconds"),
+            ("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
         ):
             if (value := opt(name)) is not None:
                 raw[field] = value

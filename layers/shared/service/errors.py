@@ -63,6 +63,13 @@ class UpstreamTimeout(ServiceError):
     status = 504
 
 
+class RequestInProgress(ServiceError):
+    """An identical request is still being scored (DESIGN §8); retry once it has finished."""
+
+    error_code = "REQUEST_IN_PROGRESS"
+    status = 409
+
+
 class DatabaseError(ServiceError):
     """PostgreSQL could not be reached or failed the query."""
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from service.api.http import ServiceResolver, dispatch, run_direct, validation_details
 from service.budget import lambda_remaining_ms
 from service.db import database
+from service.drift.idempotency import IdempotentScoring, spec_text_identity
 from service.drift.models import ErrorReply, ScoreReply, ScoreRequest
 from service.drift.repository import DriftRepository
 from service.drift.scorer import DriftScorer
@@ -30,6 +31,7 @@ def error_envelope(exc: ServiceError, request_id: str | None) -> dict[str, Any]:
 
 app = ServiceResolver(SCORE_PATH, error_envelope)
 scorer = DriftScorer(DriftRepository(database), LlmClient())
+idempotency = IdempotentScoring()
 
 
 def _error_response(description: str) -> OpenAPIResponse:
@@ -41,6 +43,22 @@ def _request_id(context: Any) -> str:
     return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
 
 
+def score_once(request: ScoreRequest, context: Any) -> ScoreReply:
+    """Score ``request``, or replay the stored reply of an identical one (DESIGN §8).
+
+    HTTP and direct invokes both come here, so they share the idempotency key.
+    """
+    # A spec by S3 URI has no identity here yet (its ETag is read with the object): not replayed.
+    spec_identity = spec_text_identity(request.spec_excerpt) if request.spec_excerpt is not None else None
+    return idempotency.run(
+        request,
+        spec_identity,
+        context,
+        # The remaining time is read when scoring starts, after the idempotency store's round trip.
+        lambda: scorer.score(request, remaining_ms=lambda_remaining_ms(context), request_id=_request_id(context)),
+    )
+
+
 @app.post(
     SCORE_PATH,
     summary="Score contract drift of endpoints against recent captured traffic",
@@ -48,6 +66,7 @@ def _request_id(context: Any) -> str:
         200: {"description": "Scored findings"},
         400: _error_response("Invalid request (INVALID_REQUEST, VALIDATION_FAILED)"),
         403: _error_response("AI disabled or quota exhausted (RESOURCE_LIMIT_EXCEEDED)"),
+        409: _error_response("An identical request is still being scored (REQUEST_IN_PROGRESS)"),
         500: _error_response("Database or configuration fault (DATABASE_ERROR, INTERNAL_ERROR)"),
         502: _error_response("LLM provider failed (UPSTREAM_ERROR)"),
         504: _error_response("LLM provider too slow (UPSTREAM_TIMEOUT)"),
@@ -55,8 +74,7 @@ def _request_id(context: Any) -> str:
     tags=["contract-drift"],
 )
 def score_contract_drift(request: Annotated[ScoreRequest, Body()]) -> ScoreReply:
-    context = app.lambda_context
-    return scorer.score(request, remaining_ms=lambda_remaining_ms(context), request_id=_request_id(context))
+    return score_once(request, app.lambda_context)
 
 
 def handle_direct(event: Any, context: Any) -> dict[str, Any]:
@@ -65,11 +83,7 @@ def handle_direct(event: Any, context: Any) -> dict[str, Any]:
         request = ScoreRequest.model_validate(event)
     except ValidationError as exc:
         raise ValidationFailed("Payload is not valid", validation_details(exc.errors())) from None
-    return run_direct(
-        lambda: scorer.score(
-            request, remaining_ms=lambda_remaining_ms(context), request_id=_request_id(context)
-        ).model_dump(mode="json")
-    )
+    return run_direct(lambda: score_once(request, context).model_dump(mode="json"))
 
 
 def handle(event: Any, context: Any) -> dict[str, Any]:
