@@ -64,9 +64,15 @@ CREATE TABLE IF NOT EXISTS runtime_captures (
     response_body          text,
     response_body_encoding text DEFAULT 'utf8'
 );
--- The sampler's LATERAL lookup: equality on (workspace, upper(method), path), newest first.
-CREATE INDEX IF NOT EXISTS runtime_captures_sampler_idx
-    ON runtime_captures (workspace_id, upper(method), path, occurred_at DESC);
+-- The sampler (DESIGN §7.1). Path index: a literal endpoint's exact path newest first, and a
+-- template's literal-prefix range (~>=~ / ~<~, hence text_pattern_ops); the id makes both
+-- index-only. Recent index: a hot template's newest-first walk, the pattern filtering the
+-- included path. Both replace the older (workspace, upper(method), path, occurred_at) index.
+CREATE INDEX IF NOT EXISTS runtime_captures_path_idx
+    ON runtime_captures (workspace_id, upper(method), path text_pattern_ops, occurred_at DESC) INCLUDE (id);
+CREATE INDEX IF NOT EXISTS runtime_captures_recent_idx
+    ON runtime_captures (workspace_id, upper(method), occurred_at DESC) INCLUDE (path, id);
+DROP INDEX IF EXISTS runtime_captures_sampler_idx;
 
 CREATE TABLE IF NOT EXISTS graph_nodes (
     graph      text NOT NULL DEFAULT 'default',

@@ -74,11 +74,15 @@ class ScoreRequest(BaseModel):
         return self
 
     def considered_endpoints(self) -> list[Endpoint]:
-        """The first 25 distinct (upper method, path) pairs, in request order (DESIGN §5.3-4)."""
-        seen: dict[tuple[str, str], Endpoint] = {}
+        """The first 25 distinct endpoints in request order (DESIGN §5.3-4, §7.1): two paths equal up
+        to their parameter names are one endpoint, spelled as it first came."""
+        from service.drift.paths import shape_of
+
+        seen: dict[tuple[str, object], Endpoint] = {}
         for endpoint in self.endpoints:
-            if endpoint.key not in seen:
-                seen[endpoint.key] = Endpoint(method=endpoint.method.upper(), path=endpoint.path)
+            key = (endpoint.method.upper(), shape_of(endpoint.path))
+            if key not in seen:
+                seen[key] = Endpoint(method=endpoint.method.upper(), path=endpoint.path)
             if len(seen) == MAX_ENDPOINTS_CONSIDERED:
                 break
         return list(seen.values())

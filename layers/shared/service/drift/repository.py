@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from uuid import UUID
 
 from service.db import Database
 from service.drift.models import Endpoint
+from service.drift.paths import plan_endpoints, shape_of
 
 ORG_CONTEXT_SQL = """
 SELECT o.plan,
@@ -23,11 +25,76 @@ FROM organizations o
 WHERE o.id = :org_id
 """
 
-# All endpoints in one round trip: the wanted pairs are unnested with their request order, and
-# a LATERAL subquery walks the (workspace_id, upper(method), path, occurred_at DESC) index for
-# each, stopping after :per_endpoint rows.
+# All endpoints in one round trip, each capture sampled for at most one endpoint (DESIGN §7.1).
+# One row per endpoint is unnested with its plan (service.drift.paths); three UNION ALL branches
+# are gated on the plan alone, so Postgres runs only one of them per endpoint (one-time filters):
+# - literal: today's exact-match walk of runtime_captures_path_idx, newest first;
+# - template, cold (the probe found fewer than :probe_cap matches in the window within the
+#   literal-prefix range): that range of runtime_captures_path_idx, top :per_endpoint by time;
+# - template, hot, or no usable prefix: runtime_captures_recent_idx newest first, the pattern
+#   as a filter, stopping after :per_endpoint matches.
+# Branches read ids from the indexes only; the bodies of the winners are fetched by primary key.
+# Templates skip the paths of literal candidates (`excluded`, a hashed NOT IN built once).
 SAMPLES_SQL = """
-SELECT w.ord, w.method, w.path, c.status_code, c.occurred_at,
+WITH excluded AS MATERIALIZED (
+    SELECT * FROM unnest(CAST(:excluded_methods AS text[]), CAST(:excluded_paths AS text[])) AS x(method, path)
+)
+SELECT w.ord, rc.status_code, rc.occurred_at,
+       left(rc.request_body, :body_prefix), length(rc.request_body), rc.request_body_encoding,
+       left(rc.response_body, :body_prefix), length(rc.response_body), rc.response_body_encoding
+FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[]), CAST(:kinds AS text[]),
+            CAST(:patterns AS text[]), CAST(:lowers AS text[]), CAST(:uppers AS text[]))
+     WITH ORDINALITY AS w(method, path, kind, pattern, lower_bound, upper_bound, ord)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS hits
+    FROM (SELECT 1 FROM runtime_captures p
+          WHERE w.kind = 'template'
+            AND p.workspace_id = :workspace_id
+            AND upper(p.method) = w.method
+            AND p.path ~>=~ w.lower_bound AND p.path ~<~ w.upper_bound
+            AND p.occurred_at >= now() - interval '24 hours'
+            AND p.path ~ w.pattern
+            AND (w.method, p.path) NOT IN (SELECT x.method, x.path FROM excluded x)
+          LIMIT :probe_cap) probed
+) probe
+CROSS JOIN LATERAL (
+    (SELECT e.id, e.occurred_at FROM runtime_captures e
+     WHERE w.kind = 'literal'
+       AND e.workspace_id = :workspace_id
+       AND upper(e.method) = w.method
+       AND e.path = w.path
+       AND e.occurred_at >= now() - interval '24 hours'
+     ORDER BY e.occurred_at DESC
+     LIMIT :per_endpoint)
+    UNION ALL
+    (SELECT r.id, r.occurred_at FROM runtime_captures r
+     WHERE w.kind = 'template' AND probe.hits < :probe_cap
+       AND r.workspace_id = :workspace_id
+       AND upper(r.method) = w.method
+       AND r.path ~>=~ w.lower_bound AND r.path ~<~ w.upper_bound
+       AND r.occurred_at >= now() - interval '24 hours'
+       AND r.path ~ w.pattern
+       AND (w.method, r.path) NOT IN (SELECT x.method, x.path FROM excluded x)
+     ORDER BY r.occurred_at DESC
+     LIMIT :per_endpoint)
+    UNION ALL
+    (SELECT t.id, t.occurred_at FROM runtime_captures t
+     WHERE (w.kind = 'walk' OR (w.kind = 'template' AND probe.hits >= :probe_cap))
+       AND t.workspace_id = :workspace_id
+       AND upper(t.method) = w.method
+       AND t.occurred_at >= now() - interval '24 hours'
+       AND t.path ~ w.pattern
+       AND (w.method, t.path) NOT IN (SELECT x.method, x.path FROM excluded x)
+     ORDER BY t.occurred_at DESC
+     LIMIT :per_endpoint)
+) s
+JOIN runtime_captures rc ON rc.id = s.id
+ORDER BY w.ord, s.occurred_at DESC, s.id DESC
+"""
+
+# When every endpoint is literal: today's statement, unchanged (one LATERAL index walk each).
+LITERAL_SAMPLES_SQL = """
+SELECT w.ord, c.status_code, c.occurred_at,
        left(c.request_body, :body_prefix), length(c.request_body), c.request_body_encoding,
        left(c.response_body, :body_prefix), length(c.response_body), c.response_body_encoding
 FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[])) WITH ORDINALITY AS w(method, path, ord)
@@ -44,6 +111,11 @@ CROSS JOIN LATERAL (
 ) c
 ORDER BY w.ord, c.occurred_at DESC
 """
+
+# Matches of a template counted in its prefix range before it is taken for hot: under it the range
+# is read whole (cheap, few rows); at it the newest-first walk finds :per_endpoint matches after
+# reading about window rows x per_endpoint / matches, which the cap keeps small.
+PROBE_CAP = 200
 
 # Only this much of each body leaves the database: the prompt keeps at most 6000 characters, and
 # 32768 base64 characters still decode to more than 6000 characters of any UTF-8 text. A
@@ -122,15 +194,49 @@ def _as_json_object(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def samples_parameters(workspace_id: UUID, endpoints: list[Endpoint], per_endpoint: int) -> dict[str, Any]:
-    """The parameters of :data:`SAMPLES_SQL` (the benchmark's EXPLAIN uses the same ones)."""
+def samples_parameters(
+    workspace_id: UUID,
+    endpoints: list[Endpoint],
+    per_endpoint: int,
+    declared_paths: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The parameters of :data:`SAMPLES_SQL` (the benchmark's EXPLAIN uses the same ones).
+
+    A repeat of an earlier endpoint (same method and path up to parameter names) gets no row.
+    """
+    plan = plan_endpoints([(e.method, e.path) for e in endpoints], declared_paths)
+    kept = [(e, p) for e, p in zip(endpoints, plan.endpoints, strict=True) if p is not None]
     return {
-        "methods": [e.method.upper() for e in endpoints],
-        "paths": [e.path for e in endpoints],
+        "methods": [e.method.upper() for e, _ in kept],
+        "paths": [e.path for e, _ in kept],
+        "kinds": [p.kind for _, p in kept],
+        "patterns": [p.pattern for _, p in kept],
+        "lowers": [p.lower for _, p in kept],
+        "uppers": [p.upper for _, p in kept],
+        "excluded_methods": [method for method, _ in plan.excluded],
+        "excluded_paths": [path for _, path in plan.excluded],
         "workspace_id": workspace_id,
         "per_endpoint": per_endpoint,
+        "probe_cap": PROBE_CAP,
         "body_prefix": BODY_PREFIX_CHARS,
     }
+
+
+def samples_sql(params: dict[str, Any]) -> str:
+    """The statement for these :func:`samples_parameters`: today's when every endpoint is literal."""
+    return LITERAL_SAMPLES_SQL if all(kind == "literal" for kind in params["kinds"]) else SAMPLES_SQL
+
+
+def _kept_endpoints(endpoints: list[Endpoint]) -> list[Endpoint]:
+    """The endpoints :func:`samples_parameters` keeps, in the order of its rows."""
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    kept: list[Endpoint] = []
+    for endpoint in endpoints:
+        key = (endpoint.method.upper(), shape_of(endpoint.path))
+        if key not in seen:
+            seen.add(key)
+            kept.append(endpoint)
+    return kept
 
 
 def month_start(today: date) -> date:
@@ -157,14 +263,26 @@ class DriftRepository:
             tokens_used_this_month=int(used),
         )
 
-    def recent_samples(self, workspace_id: UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Capture]:
-        """Newest captures of the last 24 h for every endpoint, in one SQL statement."""
+    def recent_samples(
+        self,
+        workspace_id: UUID,
+        endpoints: list[Endpoint],
+        per_endpoint: int,
+        declared_paths: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Capture]:
+        """Newest captures of the last 24 h for every endpoint, in one SQL statement.
+
+        ``declared_paths`` maps an upper-case method to the document's paths for it: more
+        specific ones keep their captures from a templated endpoint (DESIGN §7.1).
+        """
         if not endpoints:
             return []
-        rows = self._db.query(SAMPLES_SQL, **samples_parameters(workspace_id, endpoints, per_endpoint))
+        params = samples_parameters(workspace_id, endpoints, per_endpoint, declared_paths)
+        kept = _kept_endpoints(endpoints)
+        rows = self._db.query(samples_sql(params), **params)
         return [
             Capture(
-                endpoint=Endpoint(method=method, path=path),
+                endpoint=kept[int(ordinal) - 1],
                 status_code=status,
                 occurred_at=occurred_at,
                 request_body=req_body,
@@ -175,9 +293,7 @@ class DriftRepository:
                 response_body_chars=resp_len,
             )
             for (
-                _ord,
-                method,
-                path,
+                ordinal,
                 status,
                 occurred_at,
                 req_body,
