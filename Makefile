@@ -7,8 +7,11 @@ VENV := .venv
 SAM_VENV := .venv-sam
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 PYENV_VERSION=3.11.7:3.12.1:3.13.0
 SAM_BUILD_DIR ?= .aws-sam/build
+# The ASL interpreter the tests and `make run-state-machine` execute state machines on (Node >= 20).
+SFN_DIR := devtools/stepfunctions
+SFN_DEPS := $(SFN_DIR)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest sam-check invoke bench clean
+.PHONY: run test lint typecheck pytest sam-check invoke run-state-machine bench clean
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +24,22 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
+$(SFN_DEPS): $(SFN_DIR)/package.json $(SFN_DIR)/package-lock.json
+	cd $(SFN_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m devtools.local_api $(ARGS)
 
 # make invoke FUNCTION=ContractDriftFunction EVENT=events/contract_drift_http.json [ARGS=--no-stack]
 invoke: $(VENV)/.installed
 	$(VENV)/bin/python -m devtools.invoke $(FUNCTION) $(EVENT) $(ARGS)
+
+# make run-state-machine INPUT=events/score_spec_state_machine.json [ARGS='--llm-endpoint URL ...']
+# ScoreSpecStateMachine from template.yaml on aws-local-stepfunctions, against the stack of `make run`.
+INPUT ?= events/score_spec_state_machine.json
+run-state-machine: $(VENV)/.installed $(SFN_DEPS)
+	$(VENV)/bin/python -m devtools.stepfunctions $(INPUT) $(ARGS)
 
 test: lint typecheck pytest sam-check
 
@@ -37,7 +50,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/shared functions devtools
 
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed $(SFN_DEPS)
 	$(VENV)/bin/pytest
 
 sam-check: $(SAM_VENV)/.installed
@@ -51,4 +64,4 @@ bench: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(SFN_DIR)/node_modules

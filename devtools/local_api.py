@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -36,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from devtools import demo_data
 from devtools.aws import (
@@ -66,6 +67,11 @@ TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javas
 NOT_FOUND_BODY = b'{"message":"Not Found"}'
 INTERNAL_ERROR_BODY = b'{"message":"Internal Server Error"}'
 OPENAPI_PATH = "/openapi.json"
+# The Lambda Invoke API (``sam local start-lambda``): ``{name}`` is a logical id or a function ARN.
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+LOCAL_FUNCTION_ARN = "arn:aws:lambda:us-east-1:000000000000:function:{name}"
+# The demo spec as an S3 object, for requests by ``spec_s3_uri`` (events/score_spec_state_machine_s3.json).
+DEMO_SPEC_BUCKET, DEMO_SPEC_KEY = "local-specs", "shop/openapi.yaml"
 
 
 @dataclass
@@ -148,6 +154,7 @@ def prepare_stack(
     put_secret(PLATFORM_LLM_SECRET, (llm.api_key or KEYLESS_PLACEHOLDER) if llm else UNSET_SECRET_VALUE, aws_endpoint)
     # The template's IdempotencyTable, empty: fresh demo data must not replay older replies.
     clear_idempotency_table(IDEMPOTENCY_TABLE, aws_endpoint)
+    put_demo_spec(aws_endpoint)
     connection = parse_database_url(database_url).connect()
     try:
         demo_data.load_demo_data(connection, byok_passphrase=passphrase, llm=llm)
@@ -155,6 +162,17 @@ def prepare_stack(
         connection.close()
     env = function_environment(database_url, aws_endpoint, llm, traverse_enabled=traverse_enabled)
     return LocalStack(database_url, aws_endpoint, token, env, llm, traverse_enabled)
+
+
+def put_demo_spec(aws_endpoint: str) -> str:
+    """:data:`demo_data.DEMO_SPEC_EXCERPT` at ``s3://local-specs/shop/openapi.yaml`` in moto; returns the URI."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=aws_endpoint)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=DEMO_SPEC_BUCKET)
+    s3.put_object(Bucket=DEMO_SPEC_BUCKET, Key=DEMO_SPEC_KEY, Body=demo_data.DEMO_SPEC_EXCERPT.encode())
+    return f"s3://{DEMO_SPEC_BUCKET}/{DEMO_SPEC_KEY}"
 
 
 @contextlib.contextmanager
@@ -191,24 +209,25 @@ class FunctionInstance:
         self.spec = spec
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=spec.logical_id)
 
-    def _run(self, event: Any, started: threading.Event) -> Any:
+    def _run(self, event: Any, started: threading.Event, request_id: str) -> Any:
         started.set()
         context = LocalLambdaContext(
             self.spec.logical_id,
             timeout_ms=self.spec.timeout_ms,
             memory_limit_in_mb=self.spec.memory_mb,
+            aws_request_id=request_id,
             log_group_name=f"/aws/lambda/{self.spec.logical_id}",
         )
         return handler_of(self.spec)(event, context)
 
-    def invoke(self, event: Any) -> Any:
+    def invoke(self, event: Any, request_id: str | None = None) -> Any:
         """The handler's result; raises what it raised, or ``TimeoutError`` past ``Timeout``.
 
         A Lambda that runs out of time is killed; a thread cannot be, so a late call finishes in
         the background (the caller already got its error) and later calls wait for it.
         """
         started = threading.Event()
-        future: Future[Any] = self._executor.submit(self._run, event, started)
+        future: Future[Any] = self._executor.submit(self._run, event, started, request_id or str(uuid.uuid4()))
         while not started.wait(0.5):
             if future.done():
                 break
@@ -329,6 +348,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path.partition("?")[0]
+        invocation = INVOKE_PATH.match(path) if self.command == "POST" else None
+        if invocation:
+            self._invoke_function(unquote(invocation["name"]), body)
+            return
         if self.command == "GET" and path == OPENAPI_PATH:
             document = {**self.server.openapi, "servers": [{"url": self.server.url}]}
             self._send(200, [("content-type", "application/json")], json.dumps(document, indent=2).encode())
@@ -347,6 +370,56 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 traceback.print_exception(exc, file=sys.stderr)
             status, headers, reply = 500, [("content-type", "application/json")], INTERNAL_ERROR_BODY
         self._send(status, headers, reply, request_id)
+
+    def _invoke_function(self, name: str, body: bytes) -> None:
+        """Lambda's Invoke API: the body is the event, a raised error is a ``FunctionError``."""
+        json_type = [("content-type", "application/json")]
+        # A function ARN (optionally qualified) names the function by its part after ":function:".
+        logical_id = name.split(":function:", 1)[1].split(":", 1)[0] if ":function:" in name else name
+        instance = self.server.instances.get(logical_id)
+        if instance is None:
+            message = f"Function not found: {LOCAL_FUNCTION_ARN.format(name=logical_id)}"
+            error = json.dumps({"Type": "User", "message": message}).encode()
+            self._send(404, [*json_type, ("x-amzn-ErrorType", "ResourceNotFoundException")], error)
+            return
+        try:
+            event = json.loads(body) if body.strip() else {}
+        except ValueError as exc:
+            message = f"Could not parse request body into json: {exc}"
+            error = json.dumps({"Type": "User", "message": message}).encode()
+            self._send(400, [*json_type, ("x-amzn-ErrorType", "InvalidRequestContentException")], error)
+            return
+        request_id = str(uuid.uuid4())
+        headers = [*json_type, ("x-amzn-RequestId", request_id), ("X-Amz-Executed-Version", "$LATEST")]
+        if self.headers.get("X-Amz-Invocation-Type") == "DryRun":
+            self._send(204, headers, b"")
+            return
+        if self.headers.get("X-Amz-Invocation-Type") == "Event":  # asynchronous: accepted, run later
+            threading.Thread(target=self._invoke_quietly, args=(instance, event, request_id), daemon=True).start()
+            self._send(202, headers, b"")
+            return
+        try:
+            reply = json.dumps(instance.invoke(event, request_id)).encode()
+        except TimeoutError as exc:
+            timed_out = {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {request_id} Error: {exc}"}
+            self._send(200, [*headers, ("X-Amz-Function-Error", "Unhandled")], json.dumps(timed_out).encode())
+            return
+        except Exception as exc:  # noqa: BLE001 - reported as Lambda reports an unhandled error
+            sys.stderr.write(f"[{logical_id}] {type(exc).__name__}: {exc}\n")
+            unhandled = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "requestId": request_id,
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            self._send(200, [*headers, ("X-Amz-Function-Error", "Unhandled")], json.dumps(unhandled).encode())
+            return
+        self._send(200, headers, reply)
+
+    @staticmethod
+    def _invoke_quietly(instance: FunctionInstance, event: Any, request_id: str) -> None:
+        with contextlib.suppress(Exception):
+            instance.invoke(event, request_id)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch  # noqa: N815 - stdlib names
 
@@ -398,6 +471,10 @@ def banner(stack: LocalStack, base_url: str) -> str:
         for method, path in spec.routes:
             lines.append(f"  {method:<5}{base_url}{path}  -> {spec.logical_id} (Timeout {spec.timeout_s} s)")
     lines.append(f"  GET  {base_url}{OPENAPI_PATH}  -> OpenAPI 3 of both routes")
+    lines.append(
+        f"  POST {base_url}/2015-03-31/functions/{{name}}/invocations  -> Lambda Invoke API "
+        f"({', '.join(specs)}; aws lambda invoke --endpoint-url {base_url})"
+    )
     lines += [
         "",
         f"PostgreSQL (embedded, demo data): {stack.database_url}",

@@ -26,6 +26,7 @@ COVERED = {
     "traverse_answer_http.json",
     "traverse_answer_direct.json",
     "score_spec_state_machine.json",
+    "score_spec_state_machine_s3.json",  # run in tests/e2e/test_lambda_invoke.py
 }
 
 

@@ -76,23 +76,35 @@ def test_error_names_are_the_exception_classes_of_the_service(machine):
         for rule in state.get("Retry", []) + state.get("Catch", [])
         for name in rule["ErrorEquals"]
     }
-    assert {"UpstreamError", "ResourceLimitExceeded"} <= used
-    for name in used:
+    raised = {state["Error"] for _, state in all_states(machine["Definition"]) if state["Type"] == "Fail"}
+    assert {"UpstreamError", "RequestInProgress", "ResourceLimitExceeded"} <= used
+    assert raised == {"ValidationFailed"}  # an input the machine cannot even read fails as the function would
+    for name in used | raised:
         assert name in known or name.startswith(AWS_ERROR_PREFIXES), name
         if name in known:  # DESIGN §5: the class name is the error code in CamelCase
             code = getattr(errors, name).error_code
             assert "".join(part.capitalize() for part in code.split("_")) == name
 
 
+def lambda_tasks(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: state for name, state in all_states(machine["Definition"]) if state["Type"] == "Task"}
+
+
+def test_every_task_invokes_the_drift_function_and_retries_lambda_service_errors(machine):
+    tasks = lambda_tasks(machine)
+    assert set(tasks) == {"ValidateRequest", "ScoreChunk"}
+    for task in tasks.values():
+        assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+        assert task["Parameters"]["FunctionName"] == "${ContractDriftFunctionArn}"
+        lambda_retry = next(rule for rule in task["Retry"] if "Lambda.ServiceException" in rule["ErrorEquals"])
+        assert lambda_retry["BackoffRate"] > 1 and lambda_retry["MaxAttempts"] >= 2
+
+
 def test_drift_calls_retry_upstream_errors_with_backoff_and_skip_exhausted_orgs(machine):
-    [(_, task)] = [(n, s) for n, s in all_states(machine["Definition"]) if s["Type"] == "Task"]
-    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
-    assert task["Parameters"]["FunctionName"] == "${ContractDriftFunctionArn}"
-    assert task["Parameters"]["Payload.$"] == "$"
+    task = lambda_tasks(machine)["ScoreChunk"]
     upstream = next(rule for rule in task["Retry"] if "UpstreamError" in rule["ErrorEquals"])
+    assert {"UpstreamTimeout", "RequestInProgress"} <= set(upstream["ErrorEquals"])
     assert upstream["MaxAttempts"] >= 2 and upstream["BackoffRate"] > 1 and upstream["IntervalSeconds"] >= 1
-    lambda_retry = next(rule for rule in task["Retry"] if "Lambda.ServiceException" in rule["ErrorEquals"])
-    assert lambda_retry["BackoffRate"] > 1
     retried = {name for rule in task["Retry"] for name in rule["ErrorEquals"]}
     assert "ResourceLimitExceeded" not in retried and "States.ALL" not in retried
     [catcher] = [c for c in task["Catch"] if "ResourceLimitExceeded" in c["ErrorEquals"]]
@@ -102,15 +114,27 @@ def test_drift_calls_retry_upstream_errors_with_backoff_and_skip_exhausted_orgs(
 
 def test_endpoints_are_partitioned_in_chunks_of_what_one_call_considers(machine):
     states = machine["Definition"]["States"]
-    start = states[machine["Definition"]["StartAt"]]
-    match = re.fullmatch(r"States\.ArrayPartition\(\$\.endpoints, (\d+)\)", start["Parameters"]["chunks.$"])
+    partition = states["PartitionEndpoints"]
+    match = re.fullmatch(r"States\.ArrayPartition\(\$\.endpoints, (\d+)\)", partition["Parameters"]["chunks.$"])
     assert match and int(match.group(1)) == MAX_ENDPOINTS_CONSIDERED == 25
-    mapper = states[start["Next"]]
+    mapper = states[partition["Next"]]
     assert mapper["Type"] == "Map" and mapper["ItemsPath"] == "$.chunks"
-    assert mapper["ItemSelector"]["endpoints.$"] == "$$.Map.Item.Value"
-    passed = {key.removesuffix(".$") for key in mapper["ItemSelector"]}
+    assert mapper["ItemSelector"]["chunk"] == {"endpoints.$": "$$.Map.Item.Value"}
+
+
+def test_the_request_carries_every_optional_field_of_a_drift_request_it_is_given(machine):
+    """Each optional request field present in the input is copied into the shared request."""
+    states = machine["Definition"]["States"]
+    copied = {
+        state["InputPath"].removeprefix("$."): state["ResultPath"].removeprefix("$.request.")
+        for state in states.values()
+        if state["Type"] == "Pass" and state.get("ResultPath", "").startswith("$.request.")
+    }
+    optional = {name for name, field in ScoreRequest.model_fields.items() if not field.is_required()}
+    assert copied == {name: name for name in optional}
     required = {name for name, field in ScoreRequest.model_fields.items() if field.is_required()}
-    assert passed == required  # the payload is a DESIGN §5 request
+    start = {key.removesuffix(".$") for key in states["StartRequest"]["Parameters"]}
+    assert start == required
 
 
 def test_permissions_are_least_privilege(machine):
@@ -149,7 +173,11 @@ def test_definition_passes_cfn_lint_state_machine_schema(machine):
     assert problems == []
 
 
-def test_the_events_input_is_a_valid_execution_input():
-    execution = json.loads((ROOT / "events" / "score_spec_state_machine.json").read_text())
-    assert set(execution) == {"org_id", "workspace_id", "spec_excerpt", "endpoints"}
+@pytest.mark.parametrize(
+    ("name", "spec_field"),
+    [("score_spec_state_machine.json", "spec_excerpt"), ("score_spec_state_machine_s3.json", "spec_s3_uri")],
+)
+def test_the_events_inputs_are_valid_execution_inputs(name, spec_field):
+    execution = json.loads((ROOT / "events" / name).read_text())
+    assert set(execution) == {"org_id", "workspace_id", spec_field, "endpoints"}
     ScoreRequest.model_validate(execution)
