@@ -252,6 +252,21 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "9. Idempotent scoring under a retry burst",
+        [
+            Section(
+                "idempotent_burst",
+                "20 identical direct invokes at once",
+                "test_idempotent_burst.py",
+                "A team org (platform key), one endpoint with traffic; 20 threads released together, each a direct "
+                "invoke with its own Lambda request id, each retrying `RequestInProgress` every 0.1 s as the state "
+                "machine does. `llm_requests` counts requests at the fake LLM, `metered_charges` rows in "
+                "`usage_ledger`; `first_attempt` is how each invoke's first try ended. Idempotency records on "
+                "moto's DynamoDB. The last row is the same burst with `IDEMPOTENCY_TTL_SECONDS=0`.",
+            ),
+        ],
+    ),
 ]
 
 OPEN = "open: strict xfail"
