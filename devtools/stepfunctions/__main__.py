@@ -9,6 +9,7 @@ server with the Lambda Invoke API on a free port, runs ScoreSpecStateMachine fro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.close()
     if not execution.succeeded:
-        print(json.dumps({"status": execution.status, "error": execution.error, "cause": execution.cause}, indent=2))
+        cause: object = execution.cause
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # a Lambda error's cause is its JSON error payload
+            cause = json.loads(str(cause))["errorMessage"]
+        print(json.dumps({"status": execution.status, "error": execution.error, "cause": cause}, indent=2))
         return 1
     print(json.dumps(execution.output, indent=2))
     return 0
