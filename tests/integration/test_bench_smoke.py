@@ -62,3 +62,12 @@ def test_report_renders_every_benchmark_and_the_machine(smoke_run: BenchRun) -> 
         assert needle in doc
     for result in smoke_run.results:
         assert f"## {result.title}" in doc
+
+
+@pytest.mark.slow
+def test_spec_slice_benchmark_slices_a_real_document(smoke_run: BenchRun) -> None:
+    figures = next(r.figures for r in smoke_run.results if r.key == "spec_slice")
+    assert figures["endpoints"] == 20  # the Petstore's 20 operations, all declared
+    assert figures["not_in_contract"] == {"petstore": 0}
+    assert 0 < figures["slice_chars"]["petstore"] <= figures["budget_chars"]
+    assert figures["json_loads_median_ms"] > 0 and figures["cold_median_ms"] > 0 and figures["warm_median_ms"] > 0

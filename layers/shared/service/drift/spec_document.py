@@ -755,6 +755,7 @@ class OpenApiDocument:
         if len(text) > budget and refs:
             text, kept = self._drop_deepest(assemble, refs, budget)
             dropped.append(_refs_label(refs, kept))
+            refs = kept
         if len(text) > budget:
             text, count = self._skeletonise(assemble, considered, op_parts, budget)
             dropped.append(f"operation bodies ({count} of {len(considered)} operations reduced to skeletons)")
@@ -771,19 +772,25 @@ class OpenApiDocument:
         return SpecSlice(text=text, not_in_contract=not_in_contract, dropped=dropped, operations=operations)
 
     @staticmethod
-    def _drop_deepest(assemble: Any, refs: list[tuple[str, int, str]], budget: int) -> tuple[str, int]:
-        """Keep the longest breadth-first prefix of ``refs`` that fits: the deepest go first."""
-        bare = len(assemble(True, [], set()))
-        wrapper = len(',"referenced":{}')
-        sizes = [len(_dumps(ref)) + 1 + len(body) for ref, _, body in refs]
-        total, kept = bare + wrapper, 0
-        for size in sizes:
-            extra = size + (1 if kept else 0)
-            if total + extra > budget:
+    def _drop_deepest(
+        assemble: Any, refs: list[tuple[str, int, str]], budget: int
+    ) -> tuple[str, list[tuple[str, int, str]]]:
+        """Keep whole levels of ``refs`` (breadth-first order) while they fit; in the first level that
+        does not fit whole, keep those of its definitions that still fit, and nothing deeper."""
+        total = len(assemble(True, [], set())) + len(',"referenced":{}')
+        kept: list[tuple[str, int, str]] = []
+        cut_depth: int | None = None
+        for entry in refs:
+            ref, depth, body = entry
+            if cut_depth is not None and depth > cut_depth:
                 break
+            extra = len(_dumps(ref)) + 1 + len(body) + (1 if kept else 0)
+            if total + extra > budget:
+                cut_depth = depth
+                continue
             total += extra
-            kept += 1
-        return assemble(True, refs[:kept], set()), kept
+            kept.append(entry)
+        return assemble(True, kept, set()), kept
 
     def _skeletonise(
         self, assemble: Any, considered: list[tuple[str, str]], op_parts: dict[tuple[str, str], _Part], budget: int
@@ -806,14 +813,19 @@ class OpenApiDocument:
         return text, len(skeletons)
 
 
-def _refs_label(refs: list[tuple[str, int, str]], kept: int) -> str:
-    if kept == 0:
-        return f"refs>depth 0 (all {len(refs)} referenced definitions)"
-    first_dropped_depth = refs[kept][1]
-    whole_level = refs[kept - 1][1] < first_dropped_depth
-    depth = first_dropped_depth - 1 if whole_level else first_dropped_depth
-    note = "" if whole_level else f", part of depth {first_dropped_depth}"
-    return f"refs>depth {depth}{note} ({len(refs) - kept} of {len(refs)} referenced definitions)"
+def _refs_label(refs: list[tuple[str, int, str]], kept: list[tuple[str, int, str]]) -> str:
+    """E.g. ``refs>depth 2 (16 of 73 referenced definitions)``, or with ``and 3 of 9 at depth 2``
+    when only part of the last level kept fitted."""
+    kept_refs = {ref for ref, _, _ in kept}
+    dropped = [(ref, depth) for ref, depth, _ in refs if ref not in kept_refs]
+    shallowest = min(depth for _, depth in dropped)
+    at_level = [ref for ref, depth, _ in refs if depth == shallowest]
+    dropped_at_level = [ref for ref, depth in dropped if depth == shallowest]
+    whole = len(dropped_at_level) == len(at_level)
+    label = f"refs>depth {shallowest - 1}" if whole else f"refs>depth {shallowest}"
+    if not whole:
+        label += f" and {len(dropped_at_level)} of {len(at_level)} at depth {shallowest}"
+    return f"{label} ({len(dropped)} of {len(refs)} referenced definitions)"
 
 
 def _encodable(text: str) -> str:
