@@ -134,7 +134,7 @@ def _run(sizes: Sizes) -> BenchResult:
 
     def domain() -> str:
         request = ScoreRequest.model_validate_json(raw_body)
-        reply = drift_api.scorer.score(request, remaining_ms=context.get_remaining_time_in_millis(), request_id="r")
+        reply = drift_api.score_once(request, context)
         return json.dumps(reply.model_dump(mode="json"))
 
     drift_depths: dict[str, Callable[[], Any]] = {

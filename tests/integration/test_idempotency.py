@@ -17,8 +17,9 @@ from devtools.aws import IDEMPOTENCY_TABLE, create_idempotency_table, delete_ide
 from devtools.fake_llm import FakeLlmServer, Step
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
 from service.db import Database
-from service.drift.idempotency import KEY_PREFIX, scoring_key, spec_text_identity
+from service.drift.idempotency import KEY_PREFIX, scoring_key
 from service.drift.models import ScoreRequest
+from service.drift.spec_source import load_spec_text
 from service.errors import RequestInProgress, UpstreamError
 from tests.conftest import reset_service_caches
 from tests.integration.drift_support import call_direct, call_http, score_body
@@ -148,7 +149,7 @@ def test_requests_that_consider_the_same_endpoints_share_the_key(tenant, llm_ser
 
 def test_scoring_key_names_org_workspace_spec_endpoints_and_sample_count(tenant):
     request = ScoreRequest.model_validate({**body_of(tenant), "max_samples_per_endpoint": 9})
-    assert scoring_key(request, spec_text_identity("x")) == {
+    assert scoring_key(request, load_spec_text("x", None).identity) == {
         "org_id": str(tenant.org_id),
         "workspace_id": str(tenant.workspace_id),
         "spec": "sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from service.api.http import ServiceResolver, dispatch, run_direct, validation_details
 from service.budget import lambda_remaining_ms
 from service.db import database
-from service.drift.idempotency import IdempotentScoring, spec_text_identity
+from service.drift.idempotency import IdempotentScoring
 from service.drift.models import ErrorReply, ScoreReply, ScoreRequest
 from service.drift.repository import DriftRepository
 from service.drift.scorer import DriftScorer
+from service.drift.spec_source import load_spec_text
 from service.errors import ServiceError, ValidationFailed
 from service.llm import LlmClient
 
@@ -48,14 +49,16 @@ def score_once(request: ScoreRequest, context: Any) -> ScoreReply:
 
     HTTP and direct invokes both come here, so they share the idempotency key.
     """
-    # A spec by S3 URI has no identity here yet (its ETag is read with the object): not replayed.
-    spec_identity = spec_text_identity(request.spec_excerpt) if request.spec_excerpt is not None else None
+    if not request.endpoints:
+        return ScoreReply.nothing_to_score()  # DESIGN §5 rule 2: no S3, no DynamoDB, no database
+    # The spec is read first (an S3 object's ETag is part of the key), then the key is checked.
+    spec = load_spec_text(request.spec_excerpt, request.spec_s3_uri)
     return idempotency.run(
         request,
-        spec_identity,
+        spec.identity,
         context,
         # The remaining time is read when scoring starts, after the idempotency store's round trip.
-        lambda: scorer.score(request, remaining_ms=lambda_remaining_ms(context), request_id=_request_id(context)),
+        lambda: scorer.score(request, spec, remaining_ms=lambda_remaining_ms(context), request_id=_request_id(context)),
     )
 
 

@@ -31,7 +31,6 @@ the handler's import (the cold start) does not pay for them.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +52,6 @@ KEY_PREFIX = "contract-drift-score"
 DYNAMODB_CONNECT_TIMEOUT_S = 1.0
 DYNAMODB_READ_TIMEOUT_S = 2.0
 DYNAMODB_MAX_ATTEMPTS = 2
-
-
-def spec_text_identity(spec_excerpt: str) -> str:
-    """The identity of a spec given inline: a digest of its text."""
-    return "sha256:" + hashlib.sha256(spec_excerpt.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def scoring_key(request: ScoreRequest, spec_identity: str) -> dict[str, Any]:
@@ -118,8 +112,9 @@ class IdempotentScoring:
     ) -> ScoreReply:
         """``score()``'s reply, or the stored reply of an identical earlier request.
 
-        ``spec_identity`` (:func:`spec_text_identity`, or the S3 object's ETag) ``None``: the spec
-        cannot be told apart from a changed one, so the call is not idempotent.
+        ``spec_identity`` is :attr:`~service.drift.spec_source.SpecText.identity` (a digest of the
+        text, or the S3 object's ETag); ``None`` means the spec cannot be told apart from a changed
+        one, so the call is not idempotent.
         """
         settings = get_settings()
         if not settings.idempotency_enabled or not request.endpoints or spec_identity is None:

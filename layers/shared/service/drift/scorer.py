@@ -9,13 +9,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from service.budget import REPLY_RESERVE_MS, BudgetGuard
 from service.config import get_settings
 from service.drift.findings import NoJsonFound, parse_findings
-from service.drift.models import ScoreReply, ScoreRequest
-from service.drift.prompt import Prompt, build_prompt
+from service.drift.models import Endpoint, ScoreReply, ScoreRequest
+from service.drift.prompt import SPEC_BUDGET_CHARS, Prompt, build_prompt
 from service.drift.providers import ProviderChoice, choose_provider
 from service.drift.repository import DriftRepository, month_start
+from service.drift.spec_document import OpenApiDocument, SpecSlice, parse_document
+from service.drift.spec_source import SpecText
 from service.errors import DatabaseError, InvalidRequest, ResourceLimitExceeded, UpstreamError, UpstreamTimeout
 from service.llm import MAX_OUTPUT_TOKENS, LlmClient
 from service.observability import logger, metrics, tracer
+from service.storable import storable_text
 
 # Without a Lambda deadline (tests, scripts) the LLM gets this long.
 DEFAULT_DEADLINE_MS = 30_000.0
@@ -24,6 +27,22 @@ AFTER_LLM_RESERVE_MS = REPLY_RESERVE_MS + 250
 RESERVATION_CHARS_PER_TOKEN = 3
 # A reservation outlives its call's deadline by this much before it stops counting (crash case).
 RESERVATION_GRACE_SECONDS = 60.0
+
+
+def sampling_candidates(document: OpenApiDocument) -> dict[str, list[str]]:
+    """The document's declared paths per method, as sampling candidates (DESIGN §7.1).
+
+    They become SQL parameters, so a path no capture could hold (NUL, a lone surrogate) is left out.
+    """
+    return {method: [path for path in paths if _storable(path)] for method, paths in document.declared_paths().items()}
+
+
+def _storable(path: str) -> bool:
+    try:
+        storable_text(path)
+    except ValueError:
+        return False
+    return True
 
 
 def estimated_tokens(prompt: Prompt) -> int:
@@ -80,7 +99,10 @@ class DriftScorer:
             logger.warning("Quota reservation not released; it will expire", extra={"request_id": request_id})
 
     @tracer.capture_method
-    def score(self, request: ScoreRequest, *, remaining_ms: float | None, request_id: str) -> ScoreReply:
+    def score(
+        self, request: ScoreRequest, spec: SpecText, *, remaining_ms: float | None, request_id: str
+    ) -> ScoreReply:
+        """DESIGN §5 rule 6's order; ``spec`` is the request's spec text, already read (§7.2)."""
         endpoints = request.considered_endpoints()
         if not endpoints:
             metrics.add_metric(name="NoTraffic", unit=MetricUnit.Count, value=1)
@@ -93,13 +115,22 @@ class DriftScorer:
         if not org.workspace_belongs:
             raise InvalidRequest("Workspace not found")
 
-        captures = self._repository.recent_samples(request.workspace_id, endpoints, request.samples_per_endpoint())
+        document = parse_document(spec.text)
+        captures = self._repository.recent_samples(
+            request.workspace_id,
+            endpoints,
+            request.samples_per_endpoint(),
+            sampling_candidates(document) if document is not None else None,
+        )
+        contract = self._contract(document, spec, endpoints)
         if not captures:
             metrics.add_metric(name="NoTraffic", unit=MetricUnit.Count, value=1)
-            return ScoreReply.nothing_to_score(len(endpoints))
+            return ScoreReply.nothing_to_score(len(endpoints)).model_copy(
+                update={"endpoints_not_in_contract": contract.not_in_contract}
+            )
 
         choice = choose_provider(org, get_settings())
-        prompt = build_prompt(request.spec_excerpt or "", endpoints, captures)
+        prompt = build_prompt(contract.text, endpoints, captures, not_in_contract=contract.not_in_contract)
         wall_ms = (remaining_ms if remaining_ms is not None else DEFAULT_DEADLINE_MS) - AFTER_LLM_RESERVE_MS
         reserved = self._reserve_quota(choice, request, period, prompt, request_id, wall_ms)
         guard = BudgetGuard.start("llm", soft_ms=wall_ms, hard_ms=wall_ms)
@@ -139,4 +170,15 @@ class DriftScorer:
             model=completion.model,
             endpoints_considered=len(endpoints),
             samples_used=len(captures),
+            endpoints_not_in_contract=contract.not_in_contract,
         )
+
+    @staticmethod
+    def _contract(document: OpenApiDocument | None, spec: SpecText, endpoints: list[Endpoint]) -> SpecSlice:
+        """The prompt's contract section: the document's slice, or the raw text (cut by the prompt)."""
+        if document is None:
+            return SpecSlice(text=spec.text, not_in_contract=[], dropped=[])
+        contract = document.slice(endpoints, SPEC_BUDGET_CHARS)
+        if contract.dropped:
+            logger.info("Spec slice fitted to its budget", extra={"dropped": contract.dropped})
+        return contract
