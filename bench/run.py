@@ -27,7 +27,7 @@ Runner = Callable[[BenchEnv, Sizes], BenchResult]
 
 def benchmarks() -> dict[str, Runner]:
     """The seven benchmarks in the issue's order (imported here so a broken one names itself)."""
-    from bench import byok, cold_start, hard_wall, overhead, prompt_bound, sampler, spec_slice, traverse_latency
+    from bench import byok, cold_start, hard_wall, overhead, prompt_bound, replay, sampler, spec_slice, traverse_latency
 
     return {
         "sampler": sampler.run,
@@ -37,6 +37,7 @@ def benchmarks() -> dict[str, Runner]:
         "traverse_scale": traverse_latency.run,
         "byok": byok.run,
         "prompt_bound": prompt_bound.run,
+        "replay": replay.run,
         "spec_slice": spec_slice.run,
     }
 

@@ -51,6 +51,9 @@ def test_results_are_the_real_behaviour(smoke_run: BenchRun) -> None:
     assert by_key["byok"]["first_decrypt_ms"] > 0
     prompt = by_key["prompt_bound"]
     assert prompt["samples"] == 125 and prompt["prompt_chars"] <= prompt["ceiling_chars"]
+    replay = by_key["replay"]
+    assert (replay["llm_requests_during_replays"], replay["charges_during_replays"]) == (0, 0)
+    assert replay["full_median_ms"] > 0 and replay["replay_median_ms"] > 0
 
 
 @pytest.mark.slow
