@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_HEADING = re.compile(r"^### (\S+) (.+)$", re.MULTILINE)
+# "### METHOD /path", maybe followed by " (not in the contract: ...)" (service.drift.prompt).
+_HEADING = re.compile(r"^### (\S+) (.+?)(?: \(not in the contract[^)]*\))?$", re.MULTILINE)
 
 
 @dataclass
