@@ -21,17 +21,20 @@ deeply nested input) and a walk that refuses alias bombs and recursive aliases.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from service.drift.models import Endpoint
-from service.drift.paths import PARAM, Segment, Template
+from service.drift.paths import PARAM, Segment
 from service.observability import logger
 
 MAX_DOCUMENT_CHARS = 6_000_000
@@ -171,6 +174,23 @@ def clear_cache() -> None:
     _cache.clear()
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Keep the cyclic collector out of bulk allocation over a big parsed document.
+
+    Parsing and indexing allocate hundreds of thousands of containers; each allocation burst
+    makes the collector traverse the whole (acyclic) document again: 4× the time of building a
+    100,000-path index. Re-enabled on exit only if it was enabled on entry.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def content_sha256(text: str) -> tuple[str, str]:
     """Hex sha256 of ``text`` (UTF-8, lone surrogates kept) memoised with the parsed document, and
     the cached copy of the text.
@@ -191,7 +211,8 @@ def parse_document(text: str) -> OpenApiDocument | None:
     entry = _cache.entry(text)
     document = entry.document
     if isinstance(document, _Unparsed):
-        document = _parse(text)
+        with _gc_paused():
+            document = _parse(text)
         entry.document = document
     return document
 
@@ -309,6 +330,37 @@ def _normalise_keys(node: dict[Any, Any]) -> None:
 # Path matching (DESIGN §7.1 ranks, on the document's templates)
 
 
+# A parameter as service.drift.paths reads one; anything else in braces is literal text.
+_PARAM_RE = re.compile(r"\{[^{}/]+\}")
+# What every parameter becomes in a shape key. It is itself a parameter (so no literal text can
+# be mistaken for it): two paths have the same key exactly when they differ only in names.
+_SHAPE_PARAM = "{\x00}"
+
+
+def _shape_key(path: str) -> str:
+    return _PARAM_RE.sub(_SHAPE_PARAM, path) if "{" in path else path
+
+
+def _is_literal(path: str) -> bool:
+    return "{" not in path or _PARAM_RE.search(path) is None
+
+
+def _segment(text: str) -> Segment:
+    """One segment as service.drift.paths splits it: literal strings and PARAM."""
+    if "{" not in text:
+        return (text,) if text else ()
+    parts: list[str | None] = []
+    position = 0
+    for match in _PARAM_RE.finditer(text):
+        if match.start() > position:
+            parts.append(text[position : match.start()])
+        parts.append(PARAM)
+        position = match.end()
+    if position < len(text):
+        parts.append(text[position:])
+    return tuple(parts)
+
+
 def _segment_rank(segment: Segment) -> tuple[int, int]:
     """As service.drift.paths ranks a segment: literal, then partly templated (more literal text
     first), then fully templated."""
@@ -344,27 +396,64 @@ def _segment_matches(segment: Segment, text: str) -> bool:
 
 
 class _TrieNode:
-    __slots__ = ("end", "literal", "ordered", "templated")
+    """A node of the declared templates' segment trie, expanded on first visit: a 100,000-path
+    document only splits the segments the requested paths lead to."""
+
+    __slots__ = ("end", "literal", "literal_pending", "pending", "templated")
 
     def __init__(self) -> None:
-        self.literal: dict[Segment, _TrieNode] = {}
-        self.templated: dict[Segment, _TrieNode] = {}
-        self.ordered: list[tuple[tuple[int, int], Segment, _TrieNode]] | None = None
+        self.pending: list[tuple[int, str, list[str], int]] | None = []  # (order, template, segments, index)
+        self.literal: dict[str, _TrieNode] = {}
+        # Literal children not visited yet: their entries only (no node until a path leads there).
+        self.literal_pending: dict[str, list[tuple[int, str, list[str], int]]] = {}
+        self.templated: list[tuple[tuple[int, int], Segment, _TrieNode]] = []
         self.end: tuple[int, str] | None = None  # (document order, template)
+
+    def expand(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        templated: dict[Segment, _TrieNode] = {}
+        for order, template, segments, index in pending:
+            if index == len(segments):
+                if self.end is None or order < self.end[0]:
+                    self.end = (order, template)
+                continue
+            text = segments[index]
+            entry = (order, template, segments, index + 1)
+            if "{" not in text or _PARAM_RE.search(text) is None:
+                waiting = self.literal_pending.get(text)
+                if waiting is None:
+                    self.literal_pending[text] = [entry]
+                else:
+                    waiting.append(entry)
+                continue
+            segment = _segment(text)
+            child = templated.get(segment)
+            if child is None:
+                child = templated[segment] = _TrieNode()
+            assert child.pending is not None
+            child.pending.append(entry)
+        # Most specific first (DESIGN §7.1); ties keep document order (sorted is stable).
+        self.templated = sorted(
+            ((_segment_rank(segment), segment, child) for segment, child in templated.items()),
+            key=lambda item: item[0],
+        )
+
+    def literal_child(self, text: str) -> _TrieNode | None:
+        child = self.literal.get(text)
+        if child is None:
+            waiting = self.literal_pending.pop(text, None)
+            if waiting is None:
+                return None
+            child = self.literal[text] = _TrieNode()
+            child.pending = waiting
+        return child
 
 
 def _build_trie(templates: Sequence[str]) -> _TrieNode:
     root = _TrieNode()
-    for order, path in enumerate(templates):
-        node = root
-        for segment in Template.parse(path).segments:
-            children = node.templated if PARAM in segment else node.literal
-            child = children.get(segment)
-            if child is None:
-                child = children[segment] = _TrieNode()
-            node = child
-        if node.end is None:
-            node.end = (order, path)
+    root.pending = [(order, path, path.split("/"), 0) for order, path in enumerate(templates)]
     return root
 
 
@@ -377,6 +466,7 @@ def _most_specific(root: _TrieNode, path: str) -> str | None:
         node, index, ranks = stack.pop()
         if best is not None and ranks > best[0][: len(ranks)]:
             continue  # this branch is already less specific than a match found
+        node.expand()
         if index == len(concrete):
             if node.end is not None:
                 candidate = (ranks, node.end[0], node.end[1])
@@ -384,15 +474,10 @@ def _most_specific(root: _TrieNode, path: str) -> str | None:
                     best = candidate
             continue
         text = concrete[index]
-        if node.ordered is None:
-            node.ordered = sorted(
-                ((_segment_rank(segment), segment, child) for segment, child in node.templated.items()),
-                key=lambda item: item[0],
-            )
-        for rank, segment, child in reversed(node.ordered):
+        for rank, segment, child in reversed(node.templated):
             if text and _segment_matches(segment, text):
                 stack.append((child, index + 1, (*ranks, rank)))
-        literal = node.literal.get((text,) if text else ())
+        literal = node.literal_child(text)
         if literal is not None:
             stack.append((literal, index + 1, (*ranks, (0, 0))))
     return None if best is None else best[2]
@@ -491,14 +576,42 @@ def _dumps(value: Any) -> str:
 # The document
 
 
-@dataclass
 class _Part:
-    """A serialised piece of the slice, in its full and prose-free forms."""
+    """A piece of the slice (an operation, path parameters, a reference target), serialised on
+    demand in its full and prose-free forms, with the local refs each form holds."""
 
-    full: str
-    lean: str
-    refs_full: list[str]
-    refs_lean: list[str]
+    __slots__ = ("_full", "_lean", "_refs_full", "_refs_lean", "name_map", "node")
+
+    def __init__(self, node: Any, name_map: bool) -> None:
+        self.node = node
+        self.name_map = name_map
+        self._full: str | None = None
+        self._refs_full: list[str] | None = None
+        self._lean: str | None = None
+        self._refs_lean: list[str] | None = None
+
+    def text(self, lean: bool) -> str:
+        if lean:
+            self._make_lean()
+            assert self._lean is not None
+            return self._lean
+        if self._full is None:
+            self._full = _dumps(self.node)
+        return self._full
+
+    def refs(self, lean: bool) -> list[str]:
+        if lean:
+            self._make_lean()
+            assert self._refs_lean is not None
+            return self._refs_lean
+        if self._refs_full is None:
+            self._refs_full = _local_refs(self.node)
+        return self._refs_full
+
+    def _make_lean(self) -> None:
+        if self._lean is None:
+            lean = _without_prose(self.node, self.name_map)
+            self._lean, self._refs_lean = _dumps(lean), _local_refs(lean)
 
 
 class OpenApiDocument:
@@ -511,7 +624,7 @@ class OpenApiDocument:
         self.title = title
         self._paths: dict[str, Any] = root["paths"]
         self._declared: dict[str, list[str]] | None = None
-        self._by_shape: dict[tuple[str, tuple[Segment, ...]], str] | None = None
+        self._by_shape: dict[tuple[str, str], str] | None = None
         self._tries: dict[str, _TrieNode] = {}
         self._targets: dict[str, tuple[tuple[str, ...], Any] | None] = {}
         self._parts: dict[tuple[str, ...], _Part] = {}
@@ -538,6 +651,8 @@ class OpenApiDocument:
 
     def _path_item(self, template: str) -> dict[str, Any] | None:
         item = self._paths.get(template)
+        if type(item) is dict and "$ref" not in item:
+            return item
         if isinstance(item, dict) and isinstance(item.get("$ref"), str) and not any(m in item for m in HTTP_METHODS):
             target = self._target(item["$ref"], allow_paths=True)
             if target is not None and isinstance(target[1], dict):
@@ -563,14 +678,13 @@ class OpenApiDocument:
     def _declared_template(self, method: str, path: str) -> str | None:
         """The declared template of ``METHOD path`` (DESIGN §7.1), or None."""
         if self._by_shape is None:
-            by_shape: dict[tuple[str, tuple[Segment, ...]], str] = {}
+            by_shape: dict[tuple[str, str], str] = {}
             for declared_method, templates in self.declared_paths().items():
                 for template in templates:
-                    by_shape.setdefault((declared_method, Template.parse(template).shape), template)
+                    by_shape.setdefault((declared_method, _shape_key(template)), template)
             self._by_shape = by_shape
-        requested = Template.parse(path)
-        exact = self._by_shape.get((method, requested.shape))
-        if exact is not None or not requested.is_literal:
+        exact = self._by_shape.get((method, _shape_key(path)))
+        if exact is not None or not _is_literal(path):
             return exact
         trie = self._tries.get(method)
         if trie is None:
@@ -610,15 +724,7 @@ class OpenApiDocument:
     def _part(self, key: tuple[str, ...], build: Any) -> _Part:
         part = self._parts.get(key)
         if part is None:
-            node, name_map = build()
-            lean_node = _without_prose(node, name_map)
-            part = _Part(
-                full=_dumps(node),
-                lean=_dumps(lean_node),
-                refs_full=_local_refs(node),
-                refs_lean=_local_refs(lean_node),
-            )
-            self._parts[key] = part
+            part = self._parts[key] = _Part(*build())
         return part
 
     def _ref_part(self, ref: str) -> _Part | None:
@@ -655,13 +761,21 @@ class OpenApiDocument:
         skeleton["parameters"] = names
         return _dumps(skeleton)
 
-    def _closure(self, starts: list[str], lean: bool) -> list[tuple[str, int, str]]:
-        """(ref, depth, serialised target) for every ref reachable from ``starts``, breadth first."""
+    def _closure(self, starts: list[str], lean: bool, limit: int) -> tuple[list[tuple[str, int, str]], bool]:
+        """(ref, depth, serialised target) for the refs reachable from ``starts``, breadth first, and
+        whether that is all of them.
+
+        Stops after the first level at which the targets together exceed ``limit``: budget pressure
+        keeps whole levels from the top, so nothing deeper could be kept (a document whose every
+        schema is reachable costs what the budget needs, not what the document holds).
+        """
         out: list[tuple[str, int, str]] = []
         seen: set[str] = set()
-        frontier = [ref for ref in dict.fromkeys(starts)]
-        depth = 1
+        frontier = list(dict.fromkeys(starts))
+        depth, total = 1, 0
         while frontier:
+            if total > limit:
+                return out, False
             following: list[str] = []
             for ref in frontier:
                 if ref in seen:
@@ -670,10 +784,12 @@ class OpenApiDocument:
                 part = self._ref_part(ref)
                 if part is None:
                     continue  # not local, dangling or refused: the $ref stays as it is
-                out.append((ref, depth, part.lean if lean else part.full))
-                following.extend(r for r in (part.refs_lean if lean else part.refs_full) if r not in seen)
+                body = part.text(lean)
+                total += len(ref) + len(body) + 4
+                out.append((ref, depth, body))
+                following.extend(r for r in part.refs(lean) if r not in seen)
             frontier, depth = following, depth + 1
-        return out
+        return out, True
 
     # -- the slice -----------------------------------------------------------------------
 
@@ -683,7 +799,8 @@ class OpenApiDocument:
         cached = self._slices.get(key)
         if cached is not None:
             return cached
-        result = self._slice(endpoints, budget_chars)
+        with _gc_paused():
+            result = self._slice(endpoints, budget_chars)
         with self._lock:
             self._slices[key] = result
             while len(self._slices) > SLICES_PER_DOCUMENT:
@@ -722,12 +839,12 @@ class OpenApiDocument:
                     params = param_parts[template]
                     # A skeleton names its path-level parameters itself.
                     if params is not None and not all((m, t) in skeletons for m, t in considered if t == template):
-                        pieces.append('"parameters":' + (params.lean if lean else params.full))
+                        pieces.append('"parameters":' + params.text(lean))
                 if (method, template) in skeletons:
                     body = self._skeleton(method, template)
                 else:
                     part = op_parts[(method, template)]
-                    body = part.lean if lean else part.full
+                    body = part.text(lean)
                 pieces.append(_dumps(method.lower()) + ":" + body)
             paths = ",".join(_dumps(template) + ":{" + ",".join(pieces) + "}" for template, pieces in by_path.items())
             text = head + ',"paths":{' + paths + "}"
@@ -740,21 +857,21 @@ class OpenApiDocument:
             for method, template in considered:
                 params = param_parts[template]
                 if params is not None:
-                    refs += params.refs_lean if lean else params.refs_full
+                    refs += params.refs(lean)
                 part = op_parts[(method, template)]
-                refs += part.refs_lean if lean else part.refs_full
+                refs += part.refs(lean)
             return refs
 
         dropped: list[str] = []
-        refs = self._closure(starts(False), lean=False)
-        text = assemble(False, refs, set())
-        if len(text) > budget:
+        refs, complete = self._closure(starts(False), lean=False, limit=budget)
+        text = assemble(False, refs, set()) if complete else ""
+        if not complete or len(text) > budget:
             dropped.append("prose")
-            refs = self._closure(starts(True), lean=True)
+            refs, complete = self._closure(starts(True), lean=True, limit=budget)
             text = assemble(True, refs, set())
         if len(text) > budget and refs:
             text, kept = self._drop_deepest(assemble, refs, budget)
-            dropped.append(_refs_label(refs, kept))
+            dropped.append(_refs_label(refs, kept, complete))
             refs = kept
         if len(text) > budget:
             text, count = self._skeletonise(assemble, considered, op_parts, budget)
@@ -796,10 +913,10 @@ class OpenApiDocument:
         self, assemble: Any, considered: list[tuple[str, str]], op_parts: dict[tuple[str, str], _Part], budget: int
     ) -> tuple[str, int]:
         """Reduce operations to skeletons, the largest first, until the text fits."""
-        order = sorted(considered, key=lambda op: len(op_parts[op].lean), reverse=True)
+        order = sorted(considered, key=lambda op: len(op_parts[op].text(True)), reverse=True)
         skeletons: set[tuple[str, str]] = set()
         text = assemble(True, [], skeletons)
-        saving = {op: len(op_parts[op].lean) - len(self._skeleton(*op)) for op in considered}
+        saving = {op: len(op_parts[op].text(True)) - len(self._skeleton(*op)) for op in considered}
         size = len(text)
         for op in order:
             if size <= budget:
@@ -813,7 +930,7 @@ class OpenApiDocument:
         return text, len(skeletons)
 
 
-def _refs_label(refs: list[tuple[str, int, str]], kept: list[tuple[str, int, str]]) -> str:
+def _refs_label(refs: list[tuple[str, int, str]], kept: list[tuple[str, int, str]], complete: bool) -> str:
     """E.g. ``refs>depth 2 (16 of 73 referenced definitions)``, or with ``and 3 of 9 at depth 2``
     when only part of the last level kept fitted."""
     kept_refs = {ref for ref, _, _ in kept}
@@ -825,6 +942,10 @@ def _refs_label(refs: list[tuple[str, int, str]], kept: list[tuple[str, int, str
     label = f"refs>depth {shallowest - 1}" if whole else f"refs>depth {shallowest}"
     if not whole:
         label += f" and {len(dropped_at_level)} of {len(at_level)} at depth {shallowest}"
+    if not complete:
+        return (
+            f"{label} (of the first {len(refs)} referenced definitions, {len(dropped)} dropped; deeper ones not read)"
+        )
     return f"{label} ({len(dropped)} of {len(refs)} referenced definitions)"
 
 
