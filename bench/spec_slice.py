@@ -100,7 +100,7 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
     json_median, cold_median = median(json_ms), median(cold_ms)
     warm_median = median(warm_ms)
     ratio = cold_median / json_median
-    result = BenchResult(key="spec_slice", title="Spec slicing: a whole OpenAPI document cut for 25 endpoints")
+    result = BenchResult(key="spec_slice", title="8. Spec slicing: a whole OpenAPI document cut for 25 endpoints")
     result.checks = [
         Check(
             "cold parse + slice vs json.loads",

@@ -129,6 +129,7 @@ def billion_laughs(levels: int, fan_out: int, where: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "text"),
     [
@@ -166,6 +167,7 @@ def hundred_thousand_paths() -> str:
     return text
 
 
+@pytest.mark.slow
 def test_hundred_thousand_paths_and_a_template_matching_everything(figures: Figures):
     text = hundred_thousand_paths()
     asked = [17, 99_999, 50_000, 123]
@@ -265,6 +267,7 @@ def run_with_timeout(target: Callable[[Any], None], seconds: float) -> float | N
     return float(queue.get(timeout=5))
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="service.drift.paths matches templates with Python regexes: 6 adjacent parameters against a "
