@@ -267,6 +267,26 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "10. Hostile OpenAPI documents",
+        [
+            Section(
+                "hostile_documents",
+                "parse_document + slice on documents built to hurt",
+                "test_hostile_documents.py",
+                "Each document parsed and sliced (25 endpoints or fewer, `SPEC_BUDGET_CHARS`) on a cold cache, "
+                "timed, then again under tracemalloc for `peak_mib`. Every path and operationId carries a marker, "
+                "and the slice is scanned for markers that were not asked for (none found in any case). YAML "
+                "bombs must be refused (`parsed` false): billion laughs, a 2^40 alias bomb inside an operation, a "
+                "recursive alias, and 1,000,000 levels of nesting, which crash the process in libyaml's C "
+                "composer (found while writing this test: the parser now counts nesting on libyaml's event "
+                "stream first and refuses more than 500 levels). The ref ring is followed breadth first only as "
+                "deep as the budget can hold; 100,001 paths are indexed in a trie expanded on demand; templates "
+                "are matched per segment in linear time, without regexes (24 adjacent parameters against a "
+                "400-character segment).",
+            ),
+        ],
+    ),
 ]
 
 OPEN = "open: strict xfail"
@@ -331,6 +351,14 @@ BUGS = [
         "test_db_faults.py::test_hung_database_does_not_hold_traverse_past_its_wall",
         FIXED,
         "A server that accepts TCP and never answers made a budget_ms=500 call with 3 s left answer after ~3.3 s.",
+    ),
+    (
+        "Sampler templates backtrack exponentially against long declared paths",
+        "test_hostile_documents.py::test_sampler_plan_with_adjacent_parameters_against_a_long_declared_path_is_quick",
+        OPEN,
+        "`service.drift.paths.Template.matches` is a Python regex: a requested `/{a}{b}{c}{d}{e}!` planned against "
+        "a document declaring a 300-character literal path takes 75 s in `plan_endpoints` (6 parameters: minutes). "
+        "Collapsing adjacent parameters or matching segments without backtracking (as spec_document does) fixes it.",
     ),
 ]
 
