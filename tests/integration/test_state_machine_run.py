@@ -8,7 +8,9 @@ Postgres, moto and fake LLM. Retry waits are shortened to 50 ms (the interpreter
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -249,3 +251,30 @@ def test_a_rerun_execution_spends_no_tokens_on_chunks_that_succeeded(run, admin_
     assert tokens_used(admin_db, tenant.org_id) == tokens
     assert [chunk["replayed"] for chunk in again.output["chunks"]] == [True, True]
     assert again.output["findings"] == first.output["findings"]
+
+
+def test_a_duplicate_chunk_in_flight_is_retried_until_the_first_reply_can_be_replayed(
+    service_env, admin_db, lambda_api: LocalApiServer, llm_server: FakeLlmServer
+):
+    """Two executions of one input on two function instances: the later chunk call meets
+    RequestInProgress, the state machine retries it, and it gets the first call's reply."""
+    tenant = make_tenant(admin_db, "pro")
+    add_capture(admin_db, tenant.workspace_id, "GET", "/items/1")
+    llm_server.enqueue(Step(delay_s=1.5))
+    execution_input = machine_input(tenant, item_endpoints(5))
+    second_instance = serve(port=0)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(run_state_machine, execution_input, lambda_endpoint=lambda_api.url)
+            time.sleep(0.5)  # the first call is now waiting for the model
+            second = run_state_machine(execution_input, lambda_endpoint=second_instance.url, retry_interval_ms=1000)
+            first_execution = first.result()
+    finally:
+        second_instance.close()
+
+    assert first_execution.succeeded and second.succeeded, (second.error, second.cause)
+    failures = [e["Error"] for e in second.events if e["type"] == "StateFailed" and e["state"]["name"] == "ScoreChunk"]
+    assert failures and set(failures) == {"RequestInProgress"}
+    assert len(llm_server.requests) == 1
+    assert second.output["chunks"][0]["replayed"] is True
+    assert second.output["findings"] == first_execution.output["findings"]
