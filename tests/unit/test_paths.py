@@ -149,3 +149,27 @@ def test_huge_rival_sets_are_coarsened_only_towards_exclusion() -> None:
     excluded = re.compile(lookahead.group(1), re.DOTALL)  # the ARE syntax used is Python's too
     for i in (0, 7, 19_999):  # every rival's path stays excluded
         assert excluded.fullmatch(f"/res{i}/42")
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "expected"),
+    [
+        ("/{a}{b}{c}!", "/abc!", True),
+        ("/{a}{b}{c}!", "/ab!", False),  # each parameter takes at least one character
+        ("/f/{n}.{e}", "/f/a.b.c", True),
+        ("/f/{n}.{e}", "/f/.b", False),
+        ("/f/x{n}y{m}z", "/f/xAyBz", True),
+        ("/f/x{n}y{m}z", "/f/xyz", False),
+        ("/a//{b}", "/a//x", True),
+        ("/a//{b}", "/a/q/x", False),  # an empty segment matches only itself
+    ],
+)
+def test_partial_and_adjacent_parameters_match_segment_by_segment(template: str, path: str, expected: bool) -> None:
+    assert Template.parse(template).matches(path) is expected
+
+
+def test_adjacent_parameters_against_a_long_segment_do_not_backtrack() -> None:
+    """A regex of six adjacent ``[^/]+`` took minutes on this; the linear matcher answers at once."""
+    hostile = Template.parse("/" + "".join(f"{{p{i}}}" for i in range(12)) + "!")
+    assert hostile.matches("/" + "a" * 100_000) is False
+    assert hostile.matches("/" + "a" * 100_000 + "!") is True

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from service.drift import spec_document
 from service.drift.models import Endpoint
-from service.drift.paths import Template, owner_of, shape_of
+from service.drift.paths import Template, is_literal_path, owner_of, shape_key, shape_of, split_segment
 from service.drift.spec_document import (
     CUT_MARKER,
     OpenApiDocument,
@@ -477,15 +477,15 @@ PATH_TEXT = st.text(alphabet="ab/{}.x\x00", max_size=14)
 
 @given(PATH_TEXT, PATH_TEXT)
 def test_shapes_and_segments_agree_with_the_sampler_templates(a: str, b: str):
-    assert (spec_document._shape_key(a) == spec_document._shape_key(b)) == (shape_of(a) == shape_of(b))
-    assert tuple(map(spec_document._segment, a.split("/"))) == Template.parse(a).segments
-    assert spec_document._is_literal(a) == Template.parse(a).is_literal
+    assert (shape_key(a) == shape_key(b)) == (shape_of(a) == shape_of(b))
+    assert tuple(map(split_segment, a.split("/"))) == Template.parse(a).segments
+    assert is_literal_path(a) == Template.parse(a).is_literal
 
 
 @given(st.lists(PATH_TEXT.map(lambda p: "/" + p), min_size=1, max_size=8), PATH_TEXT.map(lambda p: "/" + p))
 def test_most_specific_declared_template_is_the_sampler_owner(declared: list[str], concrete: str):
     """For a concrete path with no equal declared one, the trie walk picks what owner_of picks."""
-    if not spec_document._is_literal(concrete) or any(spec_document._shape_key(d) == concrete for d in declared):
+    if not is_literal_path(concrete) or any(shape_key(d) == concrete for d in declared):
         return
     owner = owner_of(concrete, declared)
     expected = None if owner is None else declared[owner]

@@ -25,7 +25,6 @@ import contextlib
 import gc
 import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -34,7 +33,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from service.drift.models import Endpoint
-from service.drift.paths import PARAM, Segment
+from service.drift.paths import (
+    Segment,
+    is_literal_path,
+    segment_matches,
+    segment_rank,
+    shape_key,
+    split_segment,
+)
 from service.observability import logger
 
 MAX_DOCUMENT_CHARS = 6_000_000
@@ -330,71 +336,6 @@ def _normalise_keys(node: dict[Any, Any]) -> None:
 # Path matching (DESIGN §7.1 ranks, on the document's templates)
 
 
-# A parameter as service.drift.paths reads one; anything else in braces is literal text.
-_PARAM_RE = re.compile(r"\{[^{}/]+\}")
-# What every parameter becomes in a shape key. It is itself a parameter (so no literal text can
-# be mistaken for it): two paths have the same key exactly when they differ only in names.
-_SHAPE_PARAM = "{\x00}"
-
-
-def _shape_key(path: str) -> str:
-    return _PARAM_RE.sub(_SHAPE_PARAM, path) if "{" in path else path
-
-
-def _is_literal(path: str) -> bool:
-    return "{" not in path or _PARAM_RE.search(path) is None
-
-
-def _segment(text: str) -> Segment:
-    """One segment as service.drift.paths splits it: literal strings and PARAM."""
-    if "{" not in text:
-        return (text,) if text else ()
-    parts: list[str | None] = []
-    position = 0
-    for match in _PARAM_RE.finditer(text):
-        if match.start() > position:
-            parts.append(text[position : match.start()])
-        parts.append(PARAM)
-        position = match.end()
-    if position < len(text):
-        parts.append(text[position:])
-    return tuple(parts)
-
-
-def _segment_rank(segment: Segment) -> tuple[int, int]:
-    """As service.drift.paths ranks a segment: literal, then partly templated (more literal text
-    first), then fully templated."""
-    if PARAM not in segment:
-        return (0, 0)
-    literal_chars = sum(len(part) for part in segment if part is not PARAM)
-    return (1, -literal_chars) if literal_chars else (2, 0)
-
-
-def _segment_matches(segment: Segment, text: str) -> bool:
-    """Whether one concrete segment matches a templated one, in linear time.
-
-    Parameters match one or more characters (the segment holds no ``/``); literal parts are
-    placed leftmost-first, which is optimal for such wildcards. No regex: a hostile template
-    such as ``{a}{b}{c}...`` must not backtrack exponentially.
-    """
-    parts = list(segment)
-    prefix = (parts.pop(0) if parts and parts[0] is not PARAM else None) or ""
-    suffix = (parts.pop() if parts and parts[-1] is not PARAM else None) or ""
-    if len(text) < len(prefix) + len(suffix) or not text.startswith(prefix) or not text.endswith(suffix):
-        return False
-    position, end = len(prefix), len(text) - len(suffix)
-    gap = 0
-    for part in parts:
-        if part is PARAM:
-            gap += 1
-            continue
-        found = text.find(part, position + gap, end)
-        if found < 0:
-            return False
-        position, gap = found + len(part), 0
-    return end - position >= gap
-
-
 class _TrieNode:
     """A node of the declared templates' segment trie, expanded on first visit: a 100,000-path
     document only splits the segments the requested paths lead to."""
@@ -421,14 +362,14 @@ class _TrieNode:
                 continue
             text = segments[index]
             entry = (order, template, segments, index + 1)
-            if "{" not in text or _PARAM_RE.search(text) is None:
+            if is_literal_path(text):
                 waiting = self.literal_pending.get(text)
                 if waiting is None:
                     self.literal_pending[text] = [entry]
                 else:
                     waiting.append(entry)
                 continue
-            segment = _segment(text)
+            segment = split_segment(text)
             child = templated.get(segment)
             if child is None:
                 child = templated[segment] = _TrieNode()
@@ -436,7 +377,7 @@ class _TrieNode:
             child.pending.append(entry)
         # Most specific first (DESIGN §7.1); ties keep document order (sorted is stable).
         self.templated = sorted(
-            ((_segment_rank(segment), segment, child) for segment, child in templated.items()),
+            ((segment_rank(segment), segment, child) for segment, child in templated.items()),
             key=lambda item: item[0],
         )
 
@@ -475,7 +416,7 @@ def _most_specific(root: _TrieNode, path: str) -> str | None:
             continue
         text = concrete[index]
         for rank, segment, child in reversed(node.templated):
-            if text and _segment_matches(segment, text):
+            if text and segment_matches(segment, text):
                 stack.append((child, index + 1, (*ranks, rank)))
         literal = node.literal_child(text)
         if literal is not None:
@@ -681,10 +622,10 @@ class OpenApiDocument:
             by_shape: dict[tuple[str, str], str] = {}
             for declared_method, templates in self.declared_paths().items():
                 for template in templates:
-                    by_shape.setdefault((declared_method, _shape_key(template)), template)
+                    by_shape.setdefault((declared_method, shape_key(template)), template)
             self._by_shape = by_shape
-        exact = self._by_shape.get((method, _shape_key(path)))
-        if exact is not None or not _is_literal(path):
+        exact = self._by_shape.get((method, shape_key(path)))
+        if exact is not None or not is_literal_path(path):
             return exact
         trie = self._tries.get(method)
         if trie is None:
