@@ -287,6 +287,36 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "11. Hostile paths and templates in the sampler",
+        [
+            Section(
+                "hostile_paths_metacharacters",
+                "Paths full of regex metacharacters",
+                "test_hostile_paths.py::test_paths_full_of_regex_metacharacters",
+                "Captured and requested paths made of `.`, `+`, `(`, `$`, `*`, `\\`, `[`, `^`, `|`, `?` and braces, "
+                "sampled through the one SQL statement and checked capture by capture against the pure-Python "
+                "owner (`paths.owner_of`): `foreign_samples` counts samples given to an endpoint that does not own "
+                "them. The same endpoints through the HTTP handler answer `http_status`.",
+            ),
+            Section(
+                "hostile_paths_match_everything",
+                "Templates that match everything (`/{a}`)",
+                "test_hostile_paths.py::test_templates_that_match_everything",
+                "`/{a}`, `/{a}/{b}`, `{a}` and `/{x}{y}` beside literal `/me` over 6,004 captured paths, with "
+                "declared `/p7` and `/{a}/q`: each capture goes to its most specific candidate only.",
+            ),
+            Section(
+                "hostile_paths_100k_document",
+                "A document declaring 100,000 paths",
+                "test_hostile_paths.py::test_a_document_declaring_100k_paths",
+                "90,000 literal and 10,000 templated declared paths as candidates of five wide templates: "
+                "`literal_paths_excluded` literal candidates are skipped by a hashed NOT IN, templated rivals "
+                "go into each pattern's lookahead (coarsened past 20,000 characters: an endpoint may then lose "
+                "samples, never gain foreign ones). Bounded by the Lambda's 29 s, not by a speed target.",
+            ),
+        ],
+    ),
 ]
 
 OPEN = "open: strict xfail"
