@@ -45,6 +45,13 @@ paths:
                   id: {type: integer}
                   name: {type: string}
                   email: {type: string, format: email}
+  /users/me:
+    get:
+      responses:
+        '200':
+          content:
+            application/json:
+              schema: {type: object, required: [id, name], properties: {id: {type: integer}, name: {type: string}}}
   /orders:
     post:
       requestBody:
@@ -85,12 +92,15 @@ DEMO_ENDPOINTS: list[dict[str, str]] = [
 ]
 
 # (method, path, status, request body, response body, minutes ago): each drifts from the spec.
+# Captured paths are concrete, as a proxy records them; `/users/me` is declared by the spec, so its
+# capture is no sample of `GET /users/{id}` (the most specific candidate owns it).
 DEMO_CAPTURES: list[tuple[str, str, int, str | None, str, float]] = [
-    ("GET", "/users/{id}", 200, None, '{"id": 7, "name": "Ada", "email_address": "ada@example.com"}', 5),
-    ("GET", "/users/{id}", 200, None, '{"id": 8, "name": "Lin", "email_address": "lin@example.com"}', 12),
+    ("GET", "/users/7", 200, None, '{"id": 7, "name": "Ada", "email_address": "ada@example.com"}', 5),
+    ("GET", "/users/8", 200, None, '{"id": 8, "name": "Lin", "email_address": "lin@example.com"}', 12),
+    ("GET", "/users/me", 200, None, '{"id": 1, "name": "Demo"}', 2),
     ("POST", "/orders", 201, '{"sku": "A-1", "qty": 2}', '{"id": "o-19", "status": "pending"}', 3),
     ("POST", "/orders", 201, '{"sku": "B-7", "qty": 1}', '{"id": "o-20", "status": "pending"}', 9),
-    ("GET", "/orders/{id}", 200, None, '{"id": "o-11", "status": "refunded", "refunded_at": "2024-05-01"}', 7),
+    ("GET", "/orders/o-11", 200, None, '{"id": "o-11", "status": "refunded", "refunded_at": "2024-05-01"}', 7),
 ]
 
 

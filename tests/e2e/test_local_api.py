@@ -68,6 +68,10 @@ def test_drift_with_a_configured_llm_scores_the_demo_captures(api_server: LocalA
     assert status == 200, body
     assert body["provider"] == "platform" and body["no_traffic"] is False
     assert sorted(f["endpoint"] for f in body["findings"]) == DEMO_LABELS
+    # Concrete captures found their templates; /users/me is the spec's own endpoint, not a sample.
+    owned = [c for c in demo_data.DEMO_CAPTURES if c[1] != "/users/me"]
+    assert body["samples_used"] == len(owned) == len(demo_data.DEMO_CAPTURES) - 1
+    assert body["endpoints_not_in_contract"] == []
     assert headers["content-type"].startswith("application/json")
     assert headers["apigw-requestid"]
 
