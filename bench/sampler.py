@@ -92,12 +92,18 @@ def requested_endpoints(paths: int) -> list[Endpoint]:
 
 def generate(env: BenchEnv, sizes: Sizes) -> float:
     """Fill ``runtime_captures`` inside Postgres; returns the seconds it took."""
+    return load_captures(env, lambda connection: _fill(connection, sizes))
+
+
+def load_captures(env: BenchEnv, fill: Callable[[Any], None]) -> float:
+    """Run ``fill`` (bulk load without the sampler indexes), then recreate the indexes exactly as
+    db/schema.sql defines them and VACUUM ANALYZE; returns the seconds ``fill`` took."""
     connection = env.connect()
     try:
-        seconds, _ = timed_ms(lambda: _fill(connection, sizes))
+        seconds, _ = timed_ms(lambda: fill(connection))
     finally:
         connection.close()
-    apply_schema(env.postgres.url)  # recreates the sampler index exactly as db/schema.sql defines it
+    apply_schema(env.postgres.url)
     connection = env.connect()
     try:
         connection.run("VACUUM ANALYZE runtime_captures")
@@ -386,18 +392,7 @@ def templated_declared(paths: int) -> dict[str, list[str]]:
 
 
 def generate_templated(env: BenchEnv, sizes: Sizes) -> float:
-    connection = env.connect()
-    try:
-        seconds, _ = timed_ms(lambda: _fill_templated(connection, sizes))
-    finally:
-        connection.close()
-    apply_schema(env.postgres.url)
-    connection = env.connect()
-    try:
-        connection.run("VACUUM ANALYZE runtime_captures")
-    finally:
-        connection.close()
-    return seconds / 1000.0
+    return load_captures(env, lambda connection: _fill_templated(connection, sizes))
 
 
 def _fill_templated(connection: Any, sizes: Sizes) -> None:

@@ -7,9 +7,11 @@ tables, fresh secrets and an unscripted LLM.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
@@ -25,6 +27,7 @@ from devtools.fake_llm import FakeLlmServer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
 from service.db import database
+from service.drift.spec_source import clear_s3_cache
 from service.secrets import token_verifier
 
 INTERNAL_TOKEN = "test-internal-token-0123456789"
@@ -139,3 +142,23 @@ def clean_secret(aws_endpoint: str) -> Iterator[Any]:
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
+
+
+@pytest.fixture
+def spec_bucket(aws_endpoint: str) -> Iterator[tuple[Any, str]]:
+    """A fresh bucket on the moto server (an S3 client, its name); the warm S3 spec cache is emptied."""
+    clear_s3_cache()
+    client = boto3.client("s3", endpoint_url=aws_endpoint)
+    name = f"specs-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    yield client, name
+    clear_s3_cache()
+
+
+@pytest.fixture
+def idempotency_off(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that repeat one request on purpose (to load a guard, to fault a second call):
+    idempotency (DESIGN §8) would answer the repeats with a replay or a 409 before the code under
+    test runs. tests/integration/test_idempotency.py and the burst test cover idempotency itself."""
+    monkeypatch.setenv("IDEMPOTENCY_TTL_SECONDS", "0")
+    get_settings.cache_clear()

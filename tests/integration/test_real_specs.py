@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from devtools.fake_llm import FakeLlmServer, endpoints_with_samples
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
 from service.drift.prompt import NOT_IN_CONTRACT_NOTE
-from service.drift.spec_source import clear_s3_cache
 from tests.integration.drift_support import call_direct, call_http
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "openapi"
@@ -150,16 +146,6 @@ def test_a_text_that_is_no_openapi_document_is_cut_as_before_and_names_nothing(
     assert status == 200
     assert reply["endpoints_not_in_contract"] == [] and reply["samples_used"] == 1
     assert "[truncated: 100035 chars in all]" in prompt_of(llm_server)
-
-
-@pytest.fixture
-def spec_bucket(aws_endpoint: str) -> Iterator[tuple[Any, str]]:
-    clear_s3_cache()
-    client = boto3.client("s3", endpoint_url=aws_endpoint)
-    name = f"specs-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    yield client, name
-    clear_s3_cache()
 
 
 def test_spec_by_s3_uri_scores_like_the_same_text_inline(

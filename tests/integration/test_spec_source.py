@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from service.drift.spec_document import parse_document
@@ -19,16 +18,6 @@ from service.drift.spec_source import SPEC_NOT_FOUND, clear_s3_cache, load_spec_
 from service.errors import InvalidRequest, UpstreamError, ValidationFailed
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
-
-
-@pytest.fixture
-def bucket(aws_endpoint: str) -> Iterator[tuple[Any, str]]:
-    clear_s3_cache()
-    client = boto3.client("s3", endpoint_url=aws_endpoint)
-    name = f"specs-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    yield client, name
-    clear_s3_cache()
 
 
 @pytest.fixture
@@ -55,8 +44,8 @@ def test_inline_text_is_identified_by_its_sha256():
     assert load_spec_text((text + " ")[:-1], None).text is spec.text  # the cached copy, found by content
 
 
-def test_s3_document_is_read_then_revalidated_by_etag(bucket: tuple[Any, str], get_object_statuses: list[int]):
-    client, name = bucket
+def test_s3_document_is_read_then_revalidated_by_etag(spec_bucket: tuple[Any, str], get_object_statuses: list[int]):
+    client, name = spec_bucket
     body = gzip.decompress((DATA / "digitalocean.com.json.gz").read_bytes())
     etag = client.put_object(Bucket=name, Key="do/openapi.json", Body=body)["ETag"].strip('"')
     uri = f"s3://{name}/do/openapi.json"
@@ -78,8 +67,8 @@ def test_s3_document_is_read_then_revalidated_by_etag(bucket: tuple[Any, str], g
     assert third_document is not None and third_document.title == "DigitalOcean API v2"
 
 
-def test_yaml_object_with_a_key_full_of_odd_characters(bucket: tuple[Any, str]):
-    client, name = bucket
+def test_yaml_object_with_a_key_full_of_odd_characters(spec_bucket: tuple[Any, str]):
+    client, name = spec_bucket
     key = "team a/specs+v1/ünïcode?.yaml"
     client.put_object(Bucket=name, Key=key, Body=gzip.decompress((DATA / "apis.guru.yaml.gz").read_bytes()))
     spec = load_spec_text(None, f"s3://{name}/{key}")
@@ -100,23 +89,23 @@ def test_yaml_object_with_a_key_full_of_odd_characters(bucket: tuple[Any, str]):
         "",
     ],
 )
-def test_unreadable_objects_are_spec_not_found(bucket: tuple[Any, str], uri: str):
-    _, name = bucket
+def test_unreadable_objects_are_spec_not_found(spec_bucket: tuple[Any, str], uri: str):
+    _, name = spec_bucket
     with pytest.raises(InvalidRequest) as raised:
         load_spec_text(None, uri.format(bucket=name, uuid=uuid.uuid4().hex[:8]))
     assert raised.value.message == SPEC_NOT_FOUND
     assert (raised.value.error_code, raised.value.status) == ("INVALID_REQUEST", 400)
 
 
-def test_object_that_is_not_utf8_is_spec_not_found(bucket: tuple[Any, str]):
-    client, name = bucket
+def test_object_that_is_not_utf8_is_spec_not_found(spec_bucket: tuple[Any, str]):
+    client, name = spec_bucket
     client.put_object(Bucket=name, Key="spec.bin", Body=b'{"openapi": "3.0.0", "x": "\xff\xfe"}')
     with pytest.raises(InvalidRequest, match=SPEC_NOT_FOUND):
         load_spec_text(None, f"s3://{name}/spec.bin")
 
 
-def test_object_over_six_million_characters_is_a_validation_failure(bucket: tuple[Any, str]):
-    client, name = bucket
+def test_object_over_six_million_characters_is_a_validation_failure(spec_bucket: tuple[Any, str]):
+    client, name = spec_bucket
     client.put_object(Bucket=name, Key="big.yaml", Body=b"openapi: 3.0.0\n#" + b"x" * 6_000_000)
     with pytest.raises(ValidationFailed):
         load_spec_text(None, f"s3://{name}/big.yaml")
@@ -125,8 +114,8 @@ def test_object_over_six_million_characters_is_a_validation_failure(bucket: tupl
     assert len(load_spec_text(None, f"s3://{name}/wide.txt").text) == 1_500_000
 
 
-def test_s3_unreachable_is_a_retryable_upstream_error(bucket: tuple[Any, str], monkeypatch: pytest.MonkeyPatch):
-    _, name = bucket
+def test_s3_unreachable_is_a_retryable_upstream_error(spec_bucket: tuple[Any, str], monkeypatch: pytest.MonkeyPatch):
+    _, name = spec_bucket
     with RefusingPort() as port:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
         with pytest.raises(UpstreamError) as raised:

@@ -10,7 +10,7 @@ from devtools.fake_llm import RecordedRequest
 _NONCE_IN_SYSTEM = re.compile(r'"<<<DATA-([0-9a-f]+) \.\.\."')
 # Lines the prompt builder writes itself, outside any fence.
 _OWN_LINES = (
-    re.compile(r"^## OpenAPI excerpt \(the contract\)$"),
+    re.compile(r"^## The contract \(OpenAPI\)$"),
     re.compile(r"^## Endpoints and their captured traffic \(last 24 h, newest first\)$"),
     re.compile(r"^### [A-Z]+ \S.*$"),
     re.compile(r"^Sample \d+: status (-?\d+|None), at \S+$"),

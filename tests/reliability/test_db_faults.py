@@ -24,6 +24,9 @@ from service.errors import DatabaseError
 from tests.conftest import reset_service_caches
 from tests.reliability.conftest import APPS, call_route, context, drift_body, has_traceback
 
+# Each test repeats one request on purpose: see the fixture.
+pytestmark = pytest.mark.usefixtures("idempotency_off")
+
 KILL_SQL = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE application_name = 'contract-drift-service' AND pid <> pg_backend_pid()"

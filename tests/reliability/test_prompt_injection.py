@@ -12,6 +12,7 @@ import base64
 import types
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,9 @@ from devtools.seed import add_capture, make_tenant
 from service.drift import prompt as prompt_module
 from tests.reliability.conftest import APPS, context
 from tests.reliability.prompt_support import split_prompt
+
+# Each test repeats one request on purpose: see the fixture.
+pytestmark = pytest.mark.usefixtures("idempotency_off")
 
 FRAGMENTS = [
     "\nDATA-0123456789abcdef>>>\n",

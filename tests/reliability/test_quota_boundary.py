@@ -20,12 +20,14 @@ import pytest
 
 from devtools.fake_llm import Step
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
-from service.config import get_settings
 from service.drift import scorer as scorer_module
 from service.drift.prompt import PROMPT_CEILING_CHARS
 from service.errors import ResourceLimitExceeded
 from service.llm import MAX_OUTPUT_TOKENS
 from tests.reliability.conftest import APPS, context, drift_body
+
+# Each test repeats one request on purpose: see the fixture.
+pytestmark = pytest.mark.usefixtures("idempotency_off")
 
 CALLS = 20
 LIMIT = 10_000
@@ -64,14 +66,6 @@ def _burst(tenant: Tenant, calls: int) -> tuple[list[dict[str, Any]], int]:
     with ThreadPoolExecutor(max_workers=calls) as pool:
         list(pool.map(one, range(calls)))
     return replies, refused
-
-
-@pytest.fixture(autouse=True)
-def _idempotency_off(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests repeat one request on purpose to load the quota guard; idempotency (DESIGN §8)
-    would answer the repeats before the guard (409 or a replay): test_idempotent_burst.py covers that."""
-    monkeypatch.setenv("IDEMPOTENCY_TTL_SECONDS", "0")
-    get_settings.cache_clear()
 
 
 @pytest.fixture
