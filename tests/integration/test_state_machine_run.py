@@ -260,13 +260,17 @@ def test_a_duplicate_chunk_in_flight_is_retried_until_the_first_reply_can_be_rep
     RequestInProgress, the state machine retries it, and it gets the first call's reply."""
     tenant = make_tenant(admin_db, "pro")
     add_capture(admin_db, tenant.workspace_id, "GET", "/items/1")
-    llm_server.enqueue(Step(delay_s=1.5))
+    # Long enough for the second execution (a Node process of its own) to start on a loaded machine.
+    llm_server.enqueue(Step(delay_s=4.0))
     execution_input = machine_input(tenant, item_endpoints(5))
     second_instance = serve(port=0)
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             first = pool.submit(run_state_machine, execution_input, lambda_endpoint=lambda_api.url)
-            time.sleep(0.5)  # the first call is now waiting for the model
+            deadline = time.monotonic() + 30
+            while not llm_server.requests and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the first call is waiting for the model
+            assert llm_server.requests, "the first execution never reached the model"
             second = run_state_machine(execution_input, lambda_endpoint=second_instance.url, retry_interval_ms=1000)
             first_execution = first.result()
     finally:
