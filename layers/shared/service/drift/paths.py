@@ -25,6 +25,7 @@ to the statement as one set of ``(METHOD, path)`` pairs every template skips (a 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -82,8 +83,8 @@ def segment_matches(segment: Segment, text: str) -> bool:
     placed leftmost-first, which is optimal for such wildcards. No regex: a hostile template
     such as ``{a}{b}{c}{d}{e}!`` must not backtrack (a Python regex took 75 s on one path).
     """
-    if not segment:
-        return text == ""
+    if len(segment) <= 1 and PARAM not in segment:  # literal (or empty): the common case
+        return segment == ((text,) if text else ())
     parts = list(segment)
     prefix = (parts.pop(0) if parts and parts[0] is not PARAM else None) or ""
     suffix = (parts.pop() if parts and parts[-1] is not PARAM else None) or ""
@@ -292,14 +293,18 @@ class CandidateSet:
         for path in declared:
             if isinstance(path, str):
                 self._add(_parse_cached(path), seen)
-        self.literals: dict[int, list[Template]] = {}
+        # Literal paths by segment count, sorted (code point order, as prefix_upper_bound): the ones
+        # under an endpoint's literal prefix are a bisected slice, not a scan of the document.
+        self.literals: dict[int, list[str]] = {}
         self.templated: dict[int, list[tuple[int, Template]]] = {}
         for order, template in enumerate(self.ordered):
             length = len(template.segments)
             if template.is_literal:
-                self.literals.setdefault(length, []).append(template)
+                self.literals.setdefault(length, []).append(template.path)
             else:
                 self.templated.setdefault(length, []).append((order, template))
+        for paths in self.literals.values():
+            paths.sort()
 
     def _add(self, template: Template, seen: set[tuple[Segment, ...]]) -> None:
         if template.shape not in seen:
@@ -308,12 +313,11 @@ class CandidateSet:
 
     def literal_rivals(self, endpoint: Template) -> list[str]:
         """Literal candidates ``endpoint`` matches: they own their paths (literal beats template)."""
-        prefix = endpoint.prefix
-        return [
-            c.path
-            for c in self.literals.get(len(endpoint.segments), [])
-            if c.path.startswith(prefix) and endpoint.matches(c.path)
-        ]
+        paths = self.literals.get(len(endpoint.segments), [])
+        upper = prefix_upper_bound(endpoint.prefix)
+        start = bisect_left(paths, endpoint.prefix)
+        end = bisect_left(paths, upper) if upper is not None else len(paths)
+        return [path for path in paths[start:end] if endpoint.matches(path)]
 
     def templated_rivals(self, endpoint: Template) -> list[Template]:
         """Templated candidates that outrank ``endpoint`` and may match a path it matches."""

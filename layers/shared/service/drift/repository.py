@@ -30,7 +30,8 @@ WHERE o.id = :org_id
 # are gated on the plan alone, so Postgres runs only one of them per endpoint (one-time filters):
 # - literal: today's exact-match walk of runtime_captures_path_idx, newest first;
 # - template, cold (the probe found fewer than :probe_cap matches in the window within the
-#   literal-prefix range): that range of runtime_captures_path_idx, top :per_endpoint by time;
+#   literal-prefix range): the probe read them all, so its newest :per_endpoint are the samples
+#   (no second scan of the range);
 # - template, hot, or no usable prefix: runtime_captures_recent_idx newest first, the pattern
 #   as a filter, stopping after :per_endpoint matches.
 # Branches read ids from the indexes only; the bodies of the winners are fetched by primary key.
@@ -46,8 +47,10 @@ FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[]), CAST(:kinds AS tex
             CAST(:patterns AS text[]), CAST(:lowers AS text[]), CAST(:uppers AS text[]))
      WITH ORDINALITY AS w(method, path, kind, pattern, lower_bound, upper_bound, ord)
 CROSS JOIN LATERAL (
-    SELECT count(*) AS hits
-    FROM (SELECT 1 FROM runtime_captures p
+    SELECT count(*) AS hits,
+           array_agg(probed.id ORDER BY probed.occurred_at DESC, probed.id DESC) AS ids,
+           array_agg(probed.occurred_at ORDER BY probed.occurred_at DESC, probed.id DESC) AS ats
+    FROM (SELECT p.id, p.occurred_at FROM runtime_captures p
           WHERE w.kind = 'template'
             AND p.workspace_id = :workspace_id
             AND upper(p.method) = w.method
@@ -67,16 +70,8 @@ CROSS JOIN LATERAL (
      ORDER BY e.occurred_at DESC
      LIMIT :per_endpoint)
     UNION ALL
-    (SELECT r.id, r.occurred_at FROM runtime_captures r
-     WHERE w.kind = 'template' AND probe.hits < :probe_cap
-       AND r.workspace_id = :workspace_id
-       AND upper(r.method) = w.method
-       AND r.path ~>=~ w.lower_bound AND r.path ~<~ w.upper_bound
-       AND r.occurred_at >= now() - interval '24 hours'
-       AND r.path ~ w.pattern
-       AND (w.method, r.path) NOT IN (SELECT x.method, x.path FROM excluded x)
-     ORDER BY r.occurred_at DESC
-     LIMIT :per_endpoint)
+    (SELECT r.id, r.occurred_at FROM unnest(probe.ids, probe.ats) WITH ORDINALITY AS r(id, occurred_at, n)
+     WHERE w.kind = 'template' AND probe.hits < :probe_cap AND r.n <= :per_endpoint)
     UNION ALL
     (SELECT t.id, t.occurred_at FROM runtime_captures t
      WHERE (w.kind = 'walk' OR (w.kind = 'template' AND probe.hits >= :probe_cap))
