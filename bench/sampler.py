@@ -21,7 +21,7 @@ from bench.common import BenchEnv, BenchResult, Check, Sizes, code_block, fmt_ms
 from devtools.postgres import CountingDatabase, apply_schema
 from service.db import TIMESTAMPTZ_OID, Database, parse_timestamptz
 from service.drift.models import Endpoint
-from service.drift.repository import DriftRepository, samples_parameters, samples_sql
+from service.drift.repository import PROBE_CAP, DriftRepository, samples_parameters, samples_sql
 
 ENDPOINTS = 25
 PER_ENDPOINT = 5
@@ -350,11 +350,12 @@ PLAN_NOTES = [
     "statement: `hashed SubPlan` above).",
     "- Per endpoint, inside one `LATERAL`: a probe counts matches in the window within the prefix range of "
     "`runtime_captures_path_idx` (`workspace_id, upper(method), path text_pattern_ops, occurred_at DESC`), up to "
-    "200 (`Limit` under `Aggregate`; PostgreSQL 18 skip-scans the window inside the range: `Index Searches`). "
-    "Three `UNION ALL` branches gated by one-time filters on the endpoint row and the probe: literal → today's "
-    "exact walk; template under 200 → the prefix range, top 5 by time; template at 200 (hot) or without a usable "
+    f"{PROBE_CAP} (`Limit` under `Aggregate`; PostgreSQL 18 skip-scans the window inside the range: `Index Searches`), "
+    "keeping their ids and times. Three `UNION ALL` branches gated by one-time filters on the endpoint row and the "
+    f"probe: literal → today's exact walk; template under {PROBE_CAP} → the probe's own rows, newest 5 (no second "
+    f"scan); template at {PROBE_CAP} (hot) or without a usable "
     "prefix → `runtime_captures_recent_idx` (`workspace_id, upper(method), occurred_at DESC`) newest first with "
-    "the pattern as a filter, `LIMIT 5` (reads about window rows × 5 / matches, so the 200 cap bounds it). "
+    f"the pattern as a filter, `LIMIT 5` (reads about window rows × 5 / matches, so the {PROBE_CAP} cap bounds it). "
     "Bodies of the winners are then fetched by primary key (`Memoize` → `runtime_captures_pkey`).",
     "- Cold endpoints cost one empty index search each; a hot template never reads all its matches. The scans are "
     "plain index scans, not index-only: `upper(method)` is in the index but `method` is not, and making `method` "

@@ -178,7 +178,4 @@ class DriftScorer:
         """The prompt's contract section: the document's slice, or the raw text (cut by the prompt)."""
         if document is None:
             return SpecSlice(text=spec.text, not_in_contract=[], dropped=[])
-        contract = document.slice(endpoints, SPEC_BUDGET_CHARS)
-        if contract.dropped:
-            logger.info("Spec slice fitted to its budget", extra={"dropped": contract.dropped})
-        return contract
+        return document.slice(endpoints, SPEC_BUDGET_CHARS)  # logs what budget pressure dropped
