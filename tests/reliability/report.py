@@ -319,20 +319,21 @@ CASES: list[tuple[str, list[Section]]] = [
     ),
 ]
 
-OPEN = "open: strict xfail"
 FIXED = "fixed in 6ab9f7d: now a plain test"
+FIXED_PINNED = "fixed in 461262f: now a plain test"
+FIXED_MATCHER = "fixed in 8fde88d: now a plain test"
 BUGS = [
     (
         "Lone surrogate in the Authorization header crashes the token check",
         "test_auth_abuse.py::test_header_with_a_lone_surrogate_is_refused_not_crashed",
-        OPEN,
+        FIXED_PINNED,
         "`InternalTokenVerifier._matches` calls `header.encode()`; an event whose header holds `\\ud800` raises "
         "UnicodeEncodeError out of the handler (a Lambda error, 5xx at API Gateway) instead of the 400.",
     ),
     (
         "Half-formed API Gateway events escape untyped",
         "test_malformed_input.py::test_broken_http_shaped_event_is_a_typed_refusal",
-        OPEN,
+        FIXED_PINNED,
         "requestContext.http null or empty, rawPath not a string, a header name that is not a string: "
         "TypeError/KeyError/AttributeError out of the handler. Only a direct (IAM) caller can send these. "
         "(Non-string bodies and a list of headers, 500/AttributeError before, were fixed in 6ab9f7d.)",
@@ -340,27 +341,27 @@ BUGS = [
     (
         "NUL in a drift endpoint path reaches PostgreSQL",
         "test_malformed_input.py::test_nul_character_is_a_400",
-        OPEN,
+        FIXED_PINNED,
         "A path holding U+0000 passes validation; Postgres refuses it and the request ends 500 DATABASE_ERROR / "
         "DatabaseError. (traverse's text and graph had the same bug, fixed in 6ab9f7d.)",
     ),
     (
         "Nonce stripping is single-pass",
         "test_prompt_injection.py::test_nonce_nested_inside_itself_cannot_close_the_fence",
-        OPEN,
+        FIXED_PINNED,
         "`_neutralise` does one `replace(nonce, '')`; data holding the nonce nested in itself reassembles it and "
         "closes its fence. Needs the secret 64-bit per-prompt nonce, so not exploitable blind; defence in depth.",
     ),
     (
         "Local API answers TRACE/unknown verbs with 501 HTML",
         "test_schemathesis_local_api.py::test_local_api_answers_an_unlisted_method_without_a_5xx",
-        OPEN,
+        FIXED_PINNED,
         "devtools/local_api.py has no handler for them, so http.server's 501 page goes out (API Gateway: 404 JSON).",
     ),
     (
         "Drift's sample count is a lax integer",
         "test_schemathesis_local_api.py::test_drift_refuses_a_non_integer_sample_count",
-        OPEN,
+        FIXED_PINNED,
         '`max_samples_per_endpoint`: false, true, "3" and 2.0 are accepted though the OpenAPI says integer.',
     ),
     (
@@ -385,7 +386,7 @@ BUGS = [
     (
         "Sampler templates backtrack exponentially against long declared paths",
         "test_hostile_documents.py::test_sampler_plan_with_adjacent_parameters_against_a_long_declared_path_is_quick",
-        FIXED,
+        FIXED_MATCHER,
         "`service.drift.paths.Template.matches` was a Python regex: a requested `/{a}{b}{c}{d}{e}!` planned against "
         "a document declaring a 300-character literal path took 75 s in `plan_endpoints` (6 parameters: minutes). "
         "Templates now match segment by segment in linear time (`paths.segment_matches`, shared with the slicer).",
