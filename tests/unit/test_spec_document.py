@@ -491,3 +491,15 @@ def test_most_specific_declared_template_is_the_sampler_owner(declared: list[str
     expected = None if owner is None else declared[owner]
     found = spec_document._most_specific(spec_document._build_trie(declared), concrete)
     assert found == expected
+
+
+def test_declared_paths_leave_out_what_no_capture_could_hold():
+    """They become the sampler's SQL parameters: NUL or a lone surrogate would fail the query."""
+    text = json.dumps(
+        {
+            "openapi": "3.0.0",
+            "paths": {"/ok/{id}": {"get": {}}, "/nul\u0000": {"get": {}}, "/bad\ud800": {"get": {}}},
+        }
+    )
+    document = parse_document(text)
+    assert document is not None and document.declared_paths() == {"GET": ["/ok/{id}"]}

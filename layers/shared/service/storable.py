@@ -22,4 +22,13 @@ def storable_text(value: str) -> str:
     return value
 
 
+def is_storable(value: str) -> bool:
+    """Whether ``value`` could be a request string or a stored text (see :func:`storable_text`)."""
+    try:
+        storable_text(value)
+    except ValueError:
+        return False
+    return True
+
+
 StorableStr = Annotated[StrictStr, AfterValidator(storable_text)]

@@ -18,7 +18,6 @@ from service.drift.spec_source import SpecText
 from service.errors import DatabaseError, InvalidRequest, ResourceLimitExceeded, UpstreamError, UpstreamTimeout
 from service.llm import MAX_OUTPUT_TOKENS, LlmClient
 from service.observability import logger, metrics, tracer
-from service.storable import storable_text
 
 # Without a Lambda deadline (tests, scripts) the LLM gets this long.
 DEFAULT_DEADLINE_MS = 30_000.0
@@ -27,22 +26,6 @@ AFTER_LLM_RESERVE_MS = REPLY_RESERVE_MS + 250
 RESERVATION_CHARS_PER_TOKEN = 3
 # A reservation outlives its call's deadline by this much before it stops counting (crash case).
 RESERVATION_GRACE_SECONDS = 60.0
-
-
-def sampling_candidates(document: OpenApiDocument) -> dict[str, list[str]]:
-    """The document's declared paths per method, as sampling candidates (DESIGN §7.1).
-
-    They become SQL parameters, so a path no capture could hold (NUL, a lone surrogate) is left out.
-    """
-    return {method: [path for path in paths if _storable(path)] for method, paths in document.declared_paths().items()}
-
-
-def _storable(path: str) -> bool:
-    try:
-        storable_text(path)
-    except ValueError:
-        return False
-    return True
 
 
 def estimated_tokens(prompt: Prompt) -> int:
@@ -120,7 +103,7 @@ class DriftScorer:
             request.workspace_id,
             endpoints,
             request.samples_per_endpoint(),
-            sampling_candidates(document) if document is not None else None,
+            document.declared_paths() if document is not None else None,  # candidates (DESIGN §7.1)
         )
         contract = self._contract(document, spec, endpoints)
         if not captures:

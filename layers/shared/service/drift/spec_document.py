@@ -42,6 +42,7 @@ from service.drift.paths import (
     split_segment,
 )
 from service.observability import logger
+from service.storable import is_storable
 
 MAX_DOCUMENT_CHARS = 6_000_000
 # YAML nesting deeper than this is refused before libyaml composes it (real documents: < 50).
@@ -601,11 +602,15 @@ class OpenApiDocument:
         return item if isinstance(item, dict) else None
 
     def declared_paths(self) -> dict[str, list[str]]:
-        """Upper-case method -> the declared path templates with that operation, in document order."""
+        """Upper-case method -> the declared path templates with that operation, in document order.
+
+        A path no request or capture could hold (NUL, a lone surrogate) is left out: these are the
+        sampler's candidates and become SQL parameters. Computed once per cached document.
+        """
         if self._declared is None:
             declared: dict[str, list[str]] = {}
             for template in self._paths:
-                if not isinstance(template, str) or template.startswith("x-"):
+                if not isinstance(template, str) or template.startswith("x-") or not is_storable(template):
                     continue
                 item = self._path_item(template)
                 if item is None:
