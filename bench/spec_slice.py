@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import ROOT, BenchEnv, BenchResult, Check, Sizes, fmt_ms, gc_paused, md_table, median, ms
 from service.drift.models import MAX_ENDPOINTS_CONSIDERED, Endpoint
 from service.drift.prompt import SPEC_BUDGET_CHARS
-from service.drift.spec_document import OpenApiDocument, SpecSlice, clear_cache, content_sha256, parse_document
+from service.drift.spec.document import OpenApiDocument, SpecSlice, clear_cache, content_sha256, parse_document
 
 DATA = ROOT / "tests" / "data" / "openapi"
 COLD_RATIO_TARGET = 3.0

@@ -27,7 +27,7 @@ from devtools.fake_llm import FakeLlmServer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
 from service.db import database
-from service.drift.spec_source import clear_s3_cache
+from service.drift.spec.source import clear_s3_cache
 from service.secrets import token_verifier
 
 INTERNAL_TOKEN = "test-internal-token-0123456789"

@@ -19,7 +19,7 @@ from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
 from service.db import Database
 from service.drift.idempotency import KEY_PREFIX, scoring_key
 from service.drift.models import ScoreRequest
-from service.drift.spec_source import load_spec_text
+from service.drift.spec.source import load_spec_text
 from service.errors import RequestInProgress, UpstreamError
 from tests.conftest import reset_service_caches
 from tests.integration.drift_support import call_direct, call_http, score_body

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from service.drift.spec_document import parse_document
-from service.drift.spec_source import SPEC_NOT_FOUND, clear_s3_cache, load_spec_text
+from service.drift.spec.document import parse_document
+from service.drift.spec.source import SPEC_NOT_FOUND, clear_s3_cache, load_spec_text
 from service.errors import InvalidRequest, UpstreamError, ValidationFailed
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
 @pytest.fixture
 def get_object_statuses(aws_endpoint: str) -> Iterator[list[int]]:
     """HTTP statuses of the GetObject calls our S3 client makes (botocore's own event hook)."""
-    from service.drift.spec_source import _s3_reader
+    from service.drift.spec.source import _s3_reader
 
     statuses: list[int] = []
 

@@ -12,8 +12,8 @@ from devtools.postgres import CountingDatabase
 from devtools.seed import add_capture, make_tenant
 from service.db import Database
 from service.drift.models import Endpoint
-from service.drift.paths import owner_of, shape_of
 from service.drift.repository import SAMPLES_SQL, DriftRepository, samples_parameters
+from service.drift.spec.paths import owner_of, shape_of
 
 
 def insert_paths(db: Any, workspace_id: uuid.UUID, method: str, paths: list[str]) -> None:

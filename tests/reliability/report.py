@@ -387,9 +387,10 @@ BUGS = [
         "Sampler templates backtrack exponentially against long declared paths",
         "test_hostile_documents.py::test_sampler_plan_with_adjacent_parameters_against_a_long_declared_path_is_quick",
         FIXED_MATCHER,
-        "`service.drift.paths.Template.matches` was a Python regex: a requested `/{a}{b}{c}{d}{e}!` planned against "
-        "a document declaring a 300-character literal path took 75 s in `plan_endpoints` (6 parameters: minutes). "
-        "Templates now match segment by segment in linear time (`paths.segment_matches`, shared with the slicer).",
+        "`service.drift.spec.paths.Template.matches` was a Python regex: a requested `/{a}{b}{c}{d}{e}!` planned "
+        "against a document declaring a 300-character literal path took 75 s in `plan_endpoints` (6 parameters: "
+        "minutes). Templates now match segment by segment in linear time (`paths.segment_matches`, shared with the "
+        "slicer).",
     ),
 ]
 

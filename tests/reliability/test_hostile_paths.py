@@ -2,7 +2,7 @@
 capture sampled for an endpoint that does not own it.
 
 Each capture's response body names its index, so every sample is traced back to its concrete path
-and checked against the pure-Python reference (:func:`service.drift.paths.owner_of`). Bounds are
+and checked against the pure-Python reference (:func:`service.drift.spec.paths.owner_of`). Bounds are
 generous (the Lambda's 29 s API Gateway limit): this is about never hanging or failing, not speed.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 from devtools.seed import make_tenant
 from service.db import Database
 from service.drift.models import Endpoint
-from service.drift.paths import Template, plan_endpoints, shape_of
 from service.drift.repository import DriftRepository
+from service.drift.spec.paths import Template, plan_endpoints, shape_of
 from tests.reliability.conftest import Figures, call_route
 
 LAMBDA_BUDGET_S = 29.0
@@ -24,7 +24,7 @@ METACHARACTERS = "\\^$.|?*+()[]{}"
 
 
 class Reference:
-    """:func:`service.drift.paths.owner_of` with the candidates parsed once (100k of them here):
+    """:func:`service.drift.spec.paths.owner_of` with the candidates parsed once (100k of them here):
     the same rule, the most specific matching candidate, ties to the first."""
 
     def __init__(self, candidates: list[str]) -> None:

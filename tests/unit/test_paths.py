@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.drift.models import ScoreRequest
-from service.drift.paths import (
+from service.drift.spec.paths import (
     MAX_EXCLUSION_CHARS,
     Template,
     owner_of,

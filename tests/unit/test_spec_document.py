@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.drift import spec_document
 from service.drift.models import Endpoint
-from service.drift.paths import Template, is_literal_path, owner_of, shape_key, shape_of, split_segment
-from service.drift.spec_document import (
+from service.drift.spec import document as spec_document
+from service.drift.spec.document import (
     CUT_MARKER,
     OpenApiDocument,
     SpecSlice,
@@ -25,6 +24,7 @@ from service.drift.spec_document import (
     content_sha256,
     parse_document,
 )
+from service.drift.spec.paths import Template, is_literal_path, owner_of, shape_key, shape_of, split_segment
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
 BIG = 10**9  # a budget nothing reaches

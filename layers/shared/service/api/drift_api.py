@@ -16,7 +16,7 @@ from service.drift.idempotency import IdempotentScoring
 from service.drift.models import ErrorReply, ScoreReply, ScoreRequest
 from service.drift.repository import DriftRepository
 from service.drift.scorer import DriftScorer
-from service.drift.spec_source import load_spec_text
+from service.drift.spec.source import load_spec_text
 from service.errors import ServiceError, ValidationFailed
 from service.llm import LlmClient
 

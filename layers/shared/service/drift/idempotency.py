@@ -112,7 +112,7 @@ class IdempotentScoring:
     ) -> ScoreReply:
         """``score()``'s reply, or the stored reply of an identical earlier request.
 
-        ``spec_identity`` is :attr:`~service.drift.spec_source.SpecText.identity` (a digest of the
+        ``spec_identity`` is :attr:`~service.drift.spec.source.SpecText.identity` (a digest of the
         text, or the S3 object's ETag); ``None`` means the spec cannot be told apart from a changed
         one, so the call is not idempotent.
         """

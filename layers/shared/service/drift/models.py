@@ -76,7 +76,7 @@ class ScoreRequest(BaseModel):
     def considered_endpoints(self) -> list[Endpoint]:
         """The first 25 distinct endpoints in request order (DESIGN §5.3-4, §7.1): two paths equal up
         to their parameter names are one endpoint, spelled as it first came."""
-        from service.drift.paths import shape_of
+        from service.drift.spec.paths import shape_of
 
         seen: dict[tuple[str, object], Endpoint] = {}
         for endpoint in self.endpoints:

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from service.drift.models import Endpoint
-from service.drift.paths import (
+from service.drift.spec.paths import (
     Segment,
     is_literal_path,
     segment_matches,

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from service.drift.spec_document import MAX_DOCUMENT_CHARS, content_sha256
+from service.drift.spec.document import MAX_DOCUMENT_CHARS, content_sha256
 from service.errors import InternalError, InvalidRequest, UpstreamError, ValidationFailed
 from service.observability import logger
 
