@@ -340,7 +340,8 @@ FROM generate_series(1, :rows) AS i
 
 
 PLAN_NOTES = [
-    "How it reads (`service/drift/spec/paths.py` compiles the plan, `SAMPLES_SQL` in `service/drift/repository.py`):",
+    "How it reads (`service/drift/spec/sampling_plan.py` compiles the plan, "
+    "`SAMPLES_SQL` in `service/drift/repository.py`):",
     "",
     "- Each templated endpoint becomes an anchored Postgres ARE pattern (`{name}` → `[^/]+`, every other character "
     "escaped) whose negative lookahead names the *templated* candidates that outrank it, plus its literal prefix "

@@ -25,7 +25,9 @@ from typing import Any
 from bench.common import ROOT, BenchEnv, BenchResult, Check, Sizes, fmt_ms, gc_paused, md_table, median, ms
 from service.drift.models import MAX_ENDPOINTS_CONSIDERED, Endpoint
 from service.drift.prompt import SPEC_BUDGET_CHARS
-from service.drift.spec.document import OpenApiDocument, SpecSlice, clear_cache, content_sha256, parse_document
+from service.drift.spec.cache import clear_cache, content_sha256, parse_document
+from service.drift.spec.document import OpenApiDocument
+from service.drift.spec.slicing import SpecSlice
 
 DATA = ROOT / "tests" / "data" / "openapi"
 COLD_RATIO_TARGET = 3.0
@@ -92,8 +94,8 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
     assert cached is not None
     for _ in range(cold_runs):
         # As a warm process serving chunk 2 after chunk 1: chunk 1's slice made its parts.
-        cached._slices.clear()
-        cached._parts.clear()
+        cached._slicer._slices.clear()
+        cached._slicer._parts.clear()
         cached.slice(endpoints, SPEC_BUDGET_CHARS)
         other_ms += _times(lambda: cached.slice(others, SPEC_BUDGET_CHARS), 1)
 

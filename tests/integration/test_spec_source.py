@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.drift.spec.document import parse_document
+from service.drift.spec.cache import parse_document
 from service.drift.spec.source import SPEC_NOT_FOUND, clear_s3_cache, load_spec_text
 from service.errors import InvalidRequest, UpstreamError, ValidationFailed
 

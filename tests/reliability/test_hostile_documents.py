@@ -21,7 +21,8 @@ import pytest
 
 from service.drift.models import Endpoint
 from service.drift.prompt import SPEC_BUDGET_CHARS
-from service.drift.spec.document import MAX_DOCUMENT_CHARS, clear_cache, parse_document
+from service.drift.spec.cache import clear_cache, parse_document
+from service.drift.spec.parsing import MAX_DOCUMENT_CHARS
 from tests.reliability.conftest import Figures
 
 SECTION = "hostile_documents"
@@ -246,7 +247,7 @@ def test_paths_full_of_regex_metacharacters_match_literally(figures: Figures):
 
 
 def _plan_hostile_template(queue: Any) -> None:
-    from service.drift.spec.paths import plan_endpoints
+    from service.drift.spec.sampling_plan import plan_endpoints
 
     started = time.perf_counter()
     plan_endpoints([("GET", "/" + "".join(f"{{p{i}}}" for i in range(6)) + "!")], {"GET": ["/" + "a" * 300]})

@@ -16,7 +16,8 @@ from devtools.seed import make_tenant
 from service.db import Database
 from service.drift.models import Endpoint
 from service.drift.repository import DriftRepository
-from service.drift.spec.paths import Template, plan_endpoints, shape_of
+from service.drift.spec.paths import Template, shape_of
+from service.drift.spec.sampling_plan import plan_endpoints
 from tests.reliability.conftest import Figures, call_route
 
 LAMBDA_BUDGET_S = 29.0

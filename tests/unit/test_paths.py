@@ -10,14 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.drift.models import ScoreRequest
-from service.drift.spec.paths import (
-    MAX_EXCLUSION_CHARS,
-    Template,
-    owner_of,
-    plan_endpoints,
-    prefix_upper_bound,
-    shape_of,
-)
+from service.drift.spec.paths import Template, owner_of, shape_of
+from service.drift.spec.sampling_plan import MAX_EXCLUSION_CHARS, plan_endpoints, prefix_upper_bound
 
 
 @pytest.mark.parametrize(

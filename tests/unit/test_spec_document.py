@@ -15,16 +15,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.drift.models import Endpoint
-from service.drift.spec import document as spec_document
-from service.drift.spec.document import (
-    CUT_MARKER,
-    OpenApiDocument,
-    SpecSlice,
-    clear_cache,
-    content_sha256,
-    parse_document,
+from service.drift.spec import cache as spec_cache
+from service.drift.spec.cache import clear_cache, content_sha256, parse_document
+from service.drift.spec.document import OpenApiDocument
+from service.drift.spec.paths import (
+    Template,
+    build_trie,
+    is_literal_path,
+    most_specific,
+    owner_of,
+    shape_key,
+    shape_of,
+    split_segment,
 )
-from service.drift.spec.paths import Template, is_literal_path, owner_of, shape_key, shape_of, split_segment
+from service.drift.spec.slicing import CUT_MARKER, SpecSlice
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
 BIG = 10**9  # a budget nothing reaches
@@ -452,7 +456,7 @@ def test_slices_are_memoised_per_endpoints_and_budget():
 
 
 def test_content_cache_is_bounded_in_entries_and_characters():
-    cache = spec_document._ContentCache(max_entries=3, max_chars=100)
+    cache = spec_cache._ContentCache(max_entries=3, max_chars=100)
     entries = [cache.entry(str(n) * 30) for n in range(5)]
     assert cache.entry("4" * 30) is entries[4]
     assert cache.entry("0" * 30) is not entries[0]  # evicted (entries bound)
@@ -463,7 +467,7 @@ def test_content_cache_is_bounded_in_entries_and_characters():
 
 
 def test_fingerprint_collisions_are_told_apart_by_content():
-    cache = spec_document._ContentCache(max_entries=8, max_chars=10**6)
+    cache = spec_cache._ContentCache(max_entries=8, max_chars=10**6)
     middle = "m" * 10_000
     a = "a" * 5_000 + "1" + middle + "1" + "z" * 5_000
     b = "a" * 5_000 + "2" + middle + "2" + "z" * 5_000
@@ -489,7 +493,7 @@ def test_most_specific_declared_template_is_the_sampler_owner(declared: list[str
         return
     owner = owner_of(concrete, declared)
     expected = None if owner is None else declared[owner]
-    found = spec_document._most_specific(spec_document._build_trie(declared), concrete)
+    found = most_specific(build_trie(declared), concrete)
     assert found == expected
 
 

@@ -21,7 +21,7 @@ from service.drift.repository import Capture
 
 BODY_MAX_CHARS = 6_000
 # The contract section: a whole document's slice (DESIGN §7.2) is fitted to this budget by
-# service.drift.spec.document; a text that does not parse as OpenAPI is cut to it.
+# service.drift.spec.slicing; a text that does not parse as OpenAPI is cut to it.
 SPEC_BUDGET_CHARS = 40_000
 NOT_IN_CONTRACT_NOTE = "(not in the contract: the document does not declare this endpoint)"
 # All bodies of one prompt together; with many samples each body gets an equal share.

@@ -11,7 +11,8 @@ from uuid import UUID
 
 from service.db import Database
 from service.drift.models import Endpoint
-from service.drift.spec.paths import plan_endpoints, shape_of
+from service.drift.spec.paths import shape_of
+from service.drift.spec.sampling_plan import plan_endpoints
 
 ORG_CONTEXT_SQL = """
 SELECT o.plan,
@@ -26,7 +27,7 @@ WHERE o.id = :org_id
 """
 
 # All endpoints in one round trip, each capture sampled for at most one endpoint (DESIGN §7.1).
-# One row per endpoint is unnested with its plan (service.drift.spec.paths); three UNION ALL branches
+# One row per endpoint is unnested with its plan (service.drift.spec.sampling_plan); three UNION ALL branches
 # are gated on the plan alone, so Postgres runs only one of them per endpoint (one-time filters):
 # - literal: today's exact-match walk of runtime_captures_path_idx, newest first;
 # - template, cold (the probe found fewer than :probe_cap matches in the window within the

@@ -13,7 +13,9 @@ from service.drift.models import Endpoint, ScoreReply, ScoreRequest
 from service.drift.prompt import SPEC_BUDGET_CHARS, Prompt, build_prompt
 from service.drift.providers import ProviderChoice, choose_provider
 from service.drift.repository import DriftRepository, month_start
-from service.drift.spec.document import OpenApiDocument, SpecSlice, parse_document
+from service.drift.spec.cache import parse_document
+from service.drift.spec.document import OpenApiDocument
+from service.drift.spec.slicing import SpecSlice
 from service.drift.spec.source import SpecText
 from service.errors import DatabaseError, InvalidRequest, ResourceLimitExceeded, UpstreamError, UpstreamTimeout
 from service.llm import MAX_OUTPUT_TOKENS, LlmClient

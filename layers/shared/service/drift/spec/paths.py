@@ -1,4 +1,4 @@
-"""Path templates of the contract-drift sampler (DESIGN §7.1), compiled for one SQL statement.
+"""Path templates (DESIGN §7.1): their grammar, how they match, and which one owns a path.
 
 A requested path's ``{name}`` part matches one or more characters other than ``/``; every other
 character matches itself. A ``{`` that does not open a ``{name}`` (no closing ``}`` before the
@@ -14,21 +14,18 @@ and, between two partly templated segments, the one with more literal characters
 (``{name}.json`` before ``{name}.{ext}``). Full ties go to the first candidate in request order,
 then in document order. A literal candidate therefore always owns its own path.
 
-Each templated endpoint compiles to a PostgreSQL ARE pattern, anchored, whose negative lookahead
-names the templated rivals that outrank it (candidates that may match a path it matches); plus
-its literal prefix and an upper bound for an index range (``~>=~``/``~<~``, which a
-``text_pattern_ops`` index serves). Literal candidates are not in the pattern: a lookahead of a
-few hundred literal alternatives costs Postgres ~180 us per row against ~5 us without, so they go
-to the statement as one set of ``(METHOD, path)`` pairs every template skips (a hashed lookup).
+:func:`owner_of` is that rule in plain Python (the reference the SQL is tested against);
+:func:`build_trie` and :func:`most_specific` apply it fast to a document's declared templates.
+:mod:`service.drift.spec.sampling_plan` compiles it into the sampler's statement, from the
+Postgres ARE atoms each :class:`Template` spells itself as.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 # One segment is a tuple of parts: a str is literal text, PARAM one parameter.
 PARAM = None
@@ -39,12 +36,6 @@ _PARAM_RE = re.compile(r"\{[^{}/]+\}")
 _PG_SPECIALS = frozenset("\\^$.|?*+()[]{}")
 _PG_PARAM = "[^/]+"
 _SHAPE_PARAM = "{\x00}"
-# The rivals' share of one pattern. Postgres refuses patterns whose automaton grows past its
-# limit ("regular expression is too complex": ~300,000 characters of alternation here), and
-# compiling costs ~40 ms per 10,000 characters, so above this the rivals are coarsened (see
-# :func:`_exclusion`): an endpoint may then lose samples to its rivals, never gain foreign ones.
-MAX_EXCLUSION_CHARS = 20_000
-_MAX_CODE_POINT = 0x10FFFF
 
 
 def split_segment(segment: str) -> Segment:
@@ -201,183 +192,94 @@ def owner_of(path: str, candidates: Sequence[str]) -> int | None:
     return None if best is None else best[1]
 
 
-def prefix_upper_bound(prefix: str) -> str | None:
-    """Smallest string above every string starting with ``prefix`` in byte (code point) order.
-
-    None when there is none (empty prefix, or only U+10FFFF): the caller must not use a range.
-    """
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if 0xD800 <= code <= 0xDFFF:  # not encodable in UTF-8: the next valid one
-            code = 0xE000
-        if code <= _MAX_CODE_POINT:
-            return "".join(chars) + chr(code)
-    return None
+# --------------------------------------------------------------------------------------------
+# The declared template owning a concrete path (a trie over the document's templates)
 
 
-@dataclass(frozen=True)
-class EndpointPlan:
-    """How one endpoint is sampled: ``kind`` is ``literal`` (exact path), ``template`` (index range
-    on ``lower``..``upper`` filtered by ``pattern``, or a newest-first walk when hot) or ``walk``
-    (no usable prefix: always the newest-first walk)."""
+class TrieNode:
+    """A node of the declared templates' segment trie, expanded on first visit: a 100,000-path
+    document only splits the segments the requested paths lead to."""
 
-    kind: str
-    pattern: str | None
-    lower: str | None
-    upper: str | None
-    rivals: int = 0
-    coarsened: bool = False
+    __slots__ = ("end", "literal", "literal_pending", "pending", "templated")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, str, list[str], int]] | None = []  # (order, template, segments, index)
+        self.literal: dict[str, TrieNode] = {}
+        # Literal children not visited yet: their entries only (no node until a path leads there).
+        self.literal_pending: dict[str, list[tuple[int, str, list[str], int]]] = {}
+        self.templated: list[tuple[tuple[int, int], Segment, TrieNode]] = []
+        self.end: tuple[int, str] | None = None  # (document order, template)
+
+    def expand(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        templated: dict[Segment, TrieNode] = {}
+        for order, template, segments, index in pending:
+            if index == len(segments):
+                if self.end is None or order < self.end[0]:
+                    self.end = (order, template)
+                continue
+            text = segments[index]
+            entry = (order, template, segments, index + 1)
+            if is_literal_path(text):
+                waiting = self.literal_pending.get(text)
+                if waiting is None:
+                    self.literal_pending[text] = [entry]
+                else:
+                    waiting.append(entry)
+                continue
+            segment = split_segment(text)
+            child = templated.get(segment)
+            if child is None:
+                child = templated[segment] = TrieNode()
+            assert child.pending is not None
+            child.pending.append(entry)
+        # Most specific first (DESIGN §7.1); ties keep document order (sorted is stable).
+        self.templated = sorted(
+            ((segment_rank(segment), segment, child) for segment, child in templated.items()),
+            key=lambda item: item[0],
+        )
+
+    def literal_child(self, text: str) -> TrieNode | None:
+        child = self.literal.get(text)
+        if child is None:
+            waiting = self.literal_pending.pop(text, None)
+            if waiting is None:
+                return None
+            child = self.literal[text] = TrieNode()
+            child.pending = waiting
+        return child
 
 
-def _compatible(a: Template, b: Template) -> bool:
-    """Whether two same-length templates may match a common path (over-approximation is fine)."""
-    for seg_a, seg_b in zip(a.segments, b.segments, strict=True):
-        lit_a, lit_b = PARAM not in seg_a, PARAM not in seg_b
-        if lit_a and lit_b:
-            if seg_a != seg_b:
-                return False
+def build_trie(templates: Sequence[str]) -> TrieNode:
+    """The trie of a method's declared templates, in document order (nodes expand when visited)."""
+    root = TrieNode()
+    root.pending = [(order, path, path.split("/"), 0) for order, path in enumerate(templates)]
+    return root
+
+
+def most_specific(root: TrieNode, path: str) -> str | None:
+    """The declared template owning concrete ``path``: most specific, then first in the document."""
+    concrete = path.split("/")
+    best: tuple[tuple[tuple[int, int], ...], int, str] | None = None
+    stack: list[tuple[TrieNode, int, tuple[tuple[int, int], ...]]] = [(root, 0, ())]
+    while stack:
+        node, index, ranks = stack.pop()
+        if best is not None and ranks > best[0][: len(ranks)]:
+            continue  # this branch is already less specific than a match found
+        node.expand()
+        if index == len(concrete):
+            if node.end is not None:
+                candidate = (ranks, node.end[0], node.end[1])
+                if best is None or candidate[:2] < best[:2]:
+                    best = candidate
             continue
-        if lit_a or lit_b:
-            literal, templated = (seg_a, seg_b) if lit_a else (seg_b, seg_a)
-            if not Template("", (templated,)).matches("".join(p for p in literal if p is not PARAM)):
-                return False
-            continue
-        head_a, head_b = _head(seg_a), _head(seg_b)
-        tail_a, tail_b = _tail(seg_a), _tail(seg_b)
-        if not (head_a.startswith(head_b) or head_b.startswith(head_a)):
-            return False
-        if not (tail_a.endswith(tail_b) or tail_b.endswith(tail_a)):
-            return False
-    return True
-
-
-def _head(segment: Segment) -> str:
-    return segment[0] if segment and segment[0] is not PARAM else ""
-
-
-def _tail(segment: Segment) -> str:
-    return segment[-1] if segment and segment[-1] is not PARAM else ""
-
-
-def _exclusion(rivals: list[Template]) -> tuple[str, bool]:
-    """The lookahead alternation of ``rivals``; coarsened under :data:`MAX_EXCLUSION_CHARS`.
-
-    Coarsening keeps each rival's first ``k`` atoms followed by ``.*`` (a superset of what the rival
-    matches), with the largest ``k`` that fits: exclusion only grows.
-    """
-    exact = sorted({rival.pg_body for rival in rivals})
-    text = "|".join(exact)
-    if len(text) <= MAX_EXCLUSION_CHARS:
-        return text, False
-    low, high = 0, max(len(rival.atoms) for rival in rivals)
-    best = ".*"
-    while low <= high:
-        k = (low + high) // 2
-        cut = "|".join(sorted({"".join(rival.atoms[:k]) + ".*" for rival in rivals}))
-        if len(cut) <= MAX_EXCLUSION_CHARS:
-            best, low = cut, k + 1
-        else:
-            high = k - 1
-    return best, True
-
-
-class CandidateSet:
-    """The candidates of one method: requested templates first, then the document's paths."""
-
-    def __init__(self, requested: Iterable[Template], declared: Iterable[str]) -> None:
-        self.ordered: list[Template] = []
-        seen: set[tuple[Segment, ...]] = set()
-        for template in requested:
-            self._add(template, seen)
-        for path in declared:
-            if isinstance(path, str):
-                self._add(_parse_cached(path), seen)
-        # Literal paths by segment count, sorted (code point order, as prefix_upper_bound): the ones
-        # under an endpoint's literal prefix are a bisected slice, not a scan of the document.
-        self.literals: dict[int, list[str]] = {}
-        self.templated: dict[int, list[tuple[int, Template]]] = {}
-        for order, template in enumerate(self.ordered):
-            length = len(template.segments)
-            if template.is_literal:
-                self.literals.setdefault(length, []).append(template.path)
-            else:
-                self.templated.setdefault(length, []).append((order, template))
-        for paths in self.literals.values():
-            paths.sort()
-
-    def _add(self, template: Template, seen: set[tuple[Segment, ...]]) -> None:
-        if template.shape not in seen:
-            seen.add(template.shape)
-            self.ordered.append(template)
-
-    def literal_rivals(self, endpoint: Template) -> list[str]:
-        """Literal candidates ``endpoint`` matches: they own their paths (literal beats template)."""
-        paths = self.literals.get(len(endpoint.segments), [])
-        upper = prefix_upper_bound(endpoint.prefix)
-        start = bisect_left(paths, endpoint.prefix)
-        end = bisect_left(paths, upper) if upper is not None else len(paths)
-        return [path for path in paths[start:end] if endpoint.matches(path)]
-
-    def templated_rivals(self, endpoint: Template) -> list[Template]:
-        """Templated candidates that outrank ``endpoint`` and may match a path it matches."""
-        candidates = self.templated.get(len(endpoint.segments), [])
-        order = next((o for o, c in candidates if c.shape == endpoint.shape), len(self.ordered))
-        own = (endpoint.specificity, order)
-        prefix = endpoint.prefix
-        return [
-            candidate
-            for index, candidate in candidates
-            if (candidate.specificity, index) < own
-            and (candidate.prefix.startswith(prefix) or prefix.startswith(candidate.prefix))
-            and _compatible(candidate, endpoint)
-        ]
-
-
-@dataclass(frozen=True)
-class SamplingPlan:
-    """Plans in request order (None for a repeat of an earlier endpoint), and the ``(METHOD, path)``
-    of every literal candidate some templated endpoint matches: no template samples those paths."""
-
-    endpoints: list[EndpointPlan | None]
-    excluded: list[tuple[str, str]]
-
-
-def plan_endpoints(
-    endpoints: Sequence[tuple[str, str]], declared_paths: Mapping[str, Sequence[str]] | None = None
-) -> SamplingPlan:
-    """Compile the requested ``(method, path)`` pairs against the candidates of their method."""
-    declared = {str(method).upper(): paths for method, paths in (declared_paths or {}).items()}
-    templates = [Template.parse(path) for _, path in endpoints]
-    methods = [method.upper() for method, _ in endpoints]
-    candidate_sets: dict[str, CandidateSet] = {}
-    seen: set[tuple[str, tuple[Segment, ...]]] = set()
-    excluded: dict[tuple[str, str], None] = {}
-    plans: list[EndpointPlan | None] = []
-    for method, template in zip(methods, templates, strict=True):
-        if (method, template.shape) in seen:
-            plans.append(None)
-            continue
-        seen.add((method, template.shape))
-        if template.is_literal:
-            plans.append(EndpointPlan("literal", None, None, None))
-            continue
-        if method not in candidate_sets:
-            requested = [t for m, t in zip(methods, templates, strict=True) if m == method]
-            candidate_sets[method] = CandidateSet(requested, declared.get(method) or ())
-        candidates = candidate_sets[method]
-        literals = candidates.literal_rivals(template)
-        excluded.update(((method, path), None) for path in literals)
-        rivals = candidates.templated_rivals(template)
-        exclusion, coarsened = _exclusion(rivals) if rivals else ("", False)
-        lookahead = f"(?!(?:{exclusion})$)" if exclusion else ""
-        pattern = f"^{lookahead}{template.pg_body}$"
-        upper = prefix_upper_bound(template.prefix)
-        kind = "template" if upper is not None else "walk"
-        plans.append(EndpointPlan(kind, pattern, template.prefix, upper, len(literals) + len(rivals), coarsened))
-    return SamplingPlan(plans, list(excluded))
-
-
-@lru_cache(maxsize=4096)
-def _parse_cached(path: str) -> Template:
-    return Template.parse(path)
+        text = concrete[index]
+        for rank, segment, child in reversed(node.templated):
+            if text and segment_matches(segment, text):
+                stack.append((child, index + 1, (*ranks, rank)))
+        literal = node.literal_child(text)
+        if literal is not None:
+            stack.append((literal, index + 1, (*ranks, (0, 0))))
+    return None if best is None else best[2]

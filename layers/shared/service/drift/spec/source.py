@@ -16,7 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from service.drift.spec.document import MAX_DOCUMENT_CHARS, content_sha256
+from service.drift.spec.cache import content_sha256
+from service.drift.spec.parsing import MAX_DOCUMENT_CHARS
 from service.errors import InternalError, InvalidRequest, UpstreamError, ValidationFailed
 from service.observability import logger
 
