@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from service.drift.models import MAX_SPEC_EXCERPT_CHARS
 from service.observability import logger
 
-MAX_DOCUMENT_CHARS = 6_000_000
+# The same bound however the text arrives: inline (the request model's) or from S3.
+MAX_DOCUMENT_CHARS = MAX_SPEC_EXCERPT_CHARS
 # YAML nesting deeper than this is refused before libyaml composes it (real documents: < 50).
 MAX_YAML_DEPTH = 500
 # A YAML document whose aliases expand it beyond both bounds is an alias bomb.
