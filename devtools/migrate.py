@@ -187,6 +187,15 @@ def sql_statements(text: str) -> list[str]:
     return [statement.strip() for statement in without_comments.split(";") if statement.strip()]
 
 
+SAMPLER_INDEXES_SQL = "0003_sampler_indexes.sql"
+
+
+def sampler_index_statements() -> list[str]:
+    """The sampler-index builds of revision 0003, one statement each (the benchmarks rebuild the
+    indexes with them after a bulk load, exactly as the migration builds them)."""
+    return sql_statements((SQL_DIR / SAMPLER_INDEXES_SQL).read_text())
+
+
 def drop_invalid_indexes(names: tuple[str, ...], schema: str = "public") -> None:
     """Drop the INVALID leftovers of failed concurrent builds among ``names``.
 
