@@ -179,7 +179,8 @@ def run_sql_file(name: str) -> None:
 def sql_statements(text: str) -> list[str]:
     """The statements of a plain SQL file, one by one (comments dropped).
 
-    For the non-transactional files only, whose statements hold no ``;`` of their own:
+    For the non-transactional files only, whose statements hold no ``;`` and no ``--`` of their
+    own (a function body or a string literal would be cut):
     PostgreSQL runs a multi-statement string as one transaction block, which ``CONCURRENTLY``
     refuses.
     """
