@@ -171,12 +171,23 @@ FROM ({rows}) AS g(workspace_id, occurred_at, method, path, status, request_body
 """
 
 
-def add_captures_bulk(db: Any, rows_sql: str, **params: Any) -> None:
-    """Insert every row of ``rows_sql`` (see :data:`BULK_CAPTURES_SQL`) in one statement."""
+def add_captures_bulk(
+    db: Any,
+    rows_sql: str,
+    *,
+    request_headers: dict[str, str] | None = None,
+    response_headers: dict[str, str] | None = None,
+    **params: Any,
+) -> None:
+    """Insert every row of ``rows_sql`` (see :data:`BULK_CAPTURES_SQL`) in one statement.
+
+    Every row gets the same header maps (:data:`REQUEST_HEADERS`, :data:`RESPONSE_HEADERS` unless
+    given: the benchmarks pass a real client's full set, for rows as wide as the recorder's).
+    """
     db.run(
         BULK_CAPTURES_SQL.format(rows=rows_sql),
-        bulk_request_headers=json.dumps(REQUEST_HEADERS),
-        bulk_response_headers=json.dumps(RESPONSE_HEADERS),
+        bulk_request_headers=json.dumps(REQUEST_HEADERS if request_headers is None else request_headers),
+        bulk_response_headers=json.dumps(RESPONSE_HEADERS if response_headers is None else response_headers),
         **params,
     )
 
