@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_DIR = ROOT / "layers" / "shared"
 FUNCTIONS_DIR = ROOT / "functions"
+BULK_IO_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,13 @@ class Sizes:
     sampler_workspaces: int
     sampler_paths: int
     sampler_runs: int
+    sampler_registry_runs: int
+    scaling_rows: tuple[int, ...]
+    scaling_runs: int
+    scaling_budget_s: float
+    index_build_quiet_s: float
+    index_build_lead_s: float
+    index_build_writer_interval_s: float
     wall_runs: int
     wall_ms: int
     slow_hop_ms: int
@@ -54,6 +62,13 @@ FULL = Sizes(
     sampler_workspaces=40,
     sampler_paths=400,
     sampler_runs=31,
+    sampler_registry_runs=3,
+    scaling_rows=(100_000, 1_000_000, 10_000_000),
+    scaling_runs=21,
+    scaling_budget_s=420.0,
+    index_build_quiet_s=10.0,
+    index_build_lead_s=1.0,
+    index_build_writer_interval_s=0.005,
     wall_runs=50,
     wall_ms=500,
     slow_hop_ms=1_000,
@@ -75,6 +90,13 @@ SMOKE = Sizes(
     sampler_workspaces=3,
     sampler_paths=30,
     sampler_runs=3,
+    sampler_registry_runs=2,
+    scaling_rows=(1_000, 3_000),
+    scaling_runs=3,
+    scaling_budget_s=60.0,
+    index_build_quiet_s=0.5,
+    index_build_lead_s=0.2,
+    index_build_writer_interval_s=0.005,
     wall_runs=2,
     wall_ms=500,
     # As the full run: the lock must outlast the wall even when the first call starts late (a
@@ -242,8 +264,13 @@ class BenchEnv:
         return self._aws_endpoint
 
     def connect(self) -> Any:
-        """A connection of the benchmark's own (data generation, locks, EXPLAIN)."""
-        return self.postgres.connect()
+        """A connection of the benchmark's own (data generation, locks, EXPLAIN), as the registry owner.
+
+        Its socket waits up to an hour for a reply: a bulk load of millions of rows is one statement.
+        """
+        from service.db import parse_database_url
+
+        return parse_database_url(self.postgres.owner_url).connect(io_timeout_s=BULK_IO_TIMEOUT_S)
 
     def close(self) -> None:
         from service.db import database

@@ -26,11 +26,25 @@ Runner = Callable[[BenchEnv, Sizes], BenchResult]
 
 
 def benchmarks() -> dict[str, Runner]:
-    """The seven benchmarks in the issue's order (imported here so a broken one names itself)."""
-    from bench import byok, cold_start, hard_wall, overhead, prompt_bound, replay, sampler, spec_slice, traverse_latency
+    """The benchmarks in the issues' order (imported here so a broken one names itself)."""
+    from bench import (
+        byok,
+        cold_start,
+        hard_wall,
+        index_build,
+        overhead,
+        prompt_bound,
+        replay,
+        sampler,
+        sampler_scaling,
+        spec_slice,
+        traverse_latency,
+    )
 
     return {
         "sampler": sampler.run,
+        "index_build": index_build.run,
+        "sampler_scaling": sampler_scaling.run,
         "hard_wall": hard_wall.run,
         "overhead": overhead.run,
         "cold_start": cold_start.run,

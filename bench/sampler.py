@@ -1,24 +1,31 @@
-"""Benchmark 1: the single-statement LATERAL sampler against the per-endpoint query loop it replaces.
+"""Benchmark 1: the single-statement LATERAL sampler against the registry's per-endpoint queries.
 
-Both run through the same :class:`~service.db.Database` (same pg8000 connection, same driver
-cost per round trip) on the same generated ``runtime_captures``, in alternating order so drift
-in machine load lands on both.
+On the registry-shaped ``runtime_captures`` (db/registry/stand_in.sql), rows as wide as the
+recorder writes them. The baseline is the registry's own query, one per endpoint, on the
+registry's own indexes only: it runs on a connection of its own inside a transaction that drops
+the sampler's indexes and is rolled back, so it cannot use them and nothing else is changed. The
+same loop on the sampler's indexes isolates what one round trip instead of 25 buys. All sides
+run on the same data, in alternating order so drift in machine load lands on each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import hashlib
 import io
 import pstats
+import re
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from pg8000.converters import timestamptz_in
 
 from bench.common import BenchEnv, BenchResult, Check, Sizes, code_block, fmt_ms, median, timed_ms
-from devtools.postgres import CountingDatabase, apply_schema
+from devtools.migrate import sampler_index_statements
+from devtools.postgres import CountingDatabase
+from devtools.seed import add_captures_bulk, add_deployments, make_tenant
 from service.db import TIMESTAMPTZ_OID, Database, parse_timestamptz
 from service.drift.models import Endpoint
 from service.drift.repository import PROBE_CAP, DriftRepository, samples_parameters, samples_sql
@@ -29,10 +36,46 @@ TARGET_RATIO = 5.0
 INDEX_NAME = "runtime_captures_path_idx"
 RECENT_INDEX = "runtime_captures_recent_idx"
 TEMPLATE_HOT_PATHS = 5_000  # concrete ids per hot template
+SAMPLER_INDEXES = (INDEX_NAME, RECENT_INDEX)  # this service's (db/migrations 0003), never the baseline's
+HISTORY_DAYS = 7  # timestamps of the generated traffic: the last 7 days
 
-# One query per endpoint, as the system the sampler replaces did.
+# What the recorder stores for a real client's exchange: every header of the request (an API
+# client behind the hosted mock's proxy, with a bearer token and tracing) and of the response.
+# About 1 KB per row before the bodies, which is what makes a sequential scan of the table costly.
+WIDE_REQUEST_HEADERS = {
+    "host": "acme-orders.mocks.mockforge.dev",
+    "user-agent": "acme-checkout-service/4.12.3 (python-httpx/0.27.2; linux x86_64)",
+    "accept": "application/json, text/plain;q=0.9, */*;q=0.8",
+    "accept-encoding": "gzip, deflate, br",
+    "accept-language": "en-US,en;q=0.9",
+    "authorization": "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImJlbmNoLWtleS0xIn0."
+    + "eyJzdWIiOiJzdmMtY2hlY2tvdXQiLCJhdWQiOiJvcmRlcnMiLCJzY29wZSI6Im9yZGVyczpyZWFkIG9yZGVyczp3cml0ZSJ9."
+    + "c2lnbmF0dXJlLW9mLWEtYmVuY2htYXJrLXRva2VuLW5vdC1hLXJlYWwtb25lLTAxMjM0NTY3ODlhYmNkZWY",
+    "content-type": "application/json; charset=utf-8",
+    "content-length": "57",
+    "x-request-id": "5f0c9a4e-3b1d-4f7e-9c2a-8d6e1b0f4a37",
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "tracestate": "acme=t61rcWkgMzE,vendor=opaque-value-17",
+    "x-forwarded-for": "203.0.113.42, 198.51.100.7",
+    "x-forwarded-proto": "https",
+    "x-forwarded-host": "acme-orders.mocks.mockforge.dev",
+    "via": "1.1 edge-proxy (mockforge)",
+    "idempotency-key": "order-create-7c1e2d44-90ab-4f51-b8e6-3a2d1c0b9f88",
+}
+WIDE_RESPONSE_HEADERS = {
+    "content-type": "application/json",
+    "content-length": "182",
+    "date": "Sat, 05 Dec 2026 09:00:00 GMT",
+    "cache-control": "no-store",
+    "x-request-id": "5f0c9a4e-3b1d-4f7e-9c2a-8d6e1b0f4a37",
+    "x-mockforge-route": "orders.get",
+    "x-mockforge-latency-ms": "3",
+    "vary": "accept-encoding",
+}
+
+# The registry's own sampling query for one endpoint (one statement per endpoint).
 PER_ENDPOINT_SQL = """
-SELECT upper(rc.method), rc.path, rc.status_code, rc.occurred_at,
+SELECT upper(rc.method), rc.path, coalesce(rc.response_status_code, rc.status_code), rc.occurred_at,
        rc.request_body, rc.request_body_encoding, rc.response_body, rc.response_body_encoding
 FROM runtime_captures rc
 WHERE rc.workspace_id = :workspace_id
@@ -44,36 +87,40 @@ LIMIT :per_endpoint
 """
 
 # Rows spread like captured traffic: one busy workspace (10 % of rows) among many, a few hot
-# paths and a long tail (random()^2), mostly GET, some lower-case methods, timestamps over
-# the last 7 days (so ~6/7 of them are older than the 24 h window), bodies of a few hundred bytes.
+# paths and a long tail (random()^2), mostly GET, some lower-case methods, timestamps spread
+# evenly over :span_days days from :from_days ago back (benchmark 1: the last 7 days, so ~6/7 of them are
+# older than the 24 h window), bodies of a few hundred bytes.
+# Rows of devtools.seed.BULK_CAPTURES_SQL (it writes them as the registry's recorder does):
+# (workspace_id, occurred_at, method, path, status, request_body, response_body).
 GENERATE_SQL = """
-INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code,
-                              request_body, request_body_encoding, response_body, response_body_encoding)
 SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:workspaces - 1) END) AS uuid),
-       now() - random() * interval '7 days',
+       now() - (CAST(:from_days AS float8) + random() * CAST(:span_days AS float8)) * interval '1 day',
        (ARRAY['GET', 'GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'get', 'post'])
            [1 + floor(random() * 10)::int],
        '/api/v1/r' || floor(random() ^ 2 * :paths)::int || '/items',
        (ARRAY[200, 200, 200, 201, 204, 400, 404, 500])[1 + floor(random() * 8)::int],
        '{"id": ' || i || ', "name": "item-' || i || '", "tags": ["a", "b"]}',
-       'utf8',
        '{"id": ' || i || ', "name": "item-' || i || '", "owner": {"id": ' || (i % 997) || '}, "total": '
-           || round((random() * 1000)::numeric, 2) || ', "status": "ok", "extra": "' || md5(i::text) || '"}',
-       'utf8'
+           || round((random() * 1000)::numeric, 2) || ', "status": "ok", "extra": "' || md5(i::text) || '"}'
 FROM generate_series(1, :rows) AS i
 """
 
 # Traffic that exists only outside the window: the sampler must find nothing for it.
 STALE_SQL = """
-INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code, request_body, response_body)
 SELECT CAST(md5('bench-ws:0') AS uuid), now() - interval '25 hours' - i * interval '1 minute',
        'GET', '/api/v1/legacy/items', 200, '{}', '{"legacy": true}'
 FROM generate_series(1, :rows) AS i
 """
 
 
+def bench_workspace_id(index: int) -> uuid.UUID:
+    """Workspace ``index`` of the generated traffic (md5 of ``bench-ws:<index>``, as in its SQL)."""
+    return uuid.UUID(hashlib.md5(f"bench-ws:{index}".encode()).hexdigest())
+
+
 def workspace_id() -> uuid.UUID:
-    return uuid.UUID(hashlib.md5(b"bench-ws:0").hexdigest())
+    """The busy workspace every benchmark samples."""
+    return bench_workspace_id(0)
 
 
 def requested_endpoints(paths: int) -> list[Endpoint]:
@@ -92,38 +139,127 @@ def requested_endpoints(paths: int) -> list[Endpoint]:
 
 def generate(env: BenchEnv, sizes: Sizes) -> float:
     """Fill ``runtime_captures`` inside Postgres; returns the seconds it took."""
-    return load_captures(env, lambda connection: _fill(connection, sizes))
+    return load_captures(env, lambda connection: fill_literal(connection, sizes))
 
 
 def load_captures(env: BenchEnv, fill: Callable[[Any], None]) -> float:
-    """Run ``fill`` (bulk load without the sampler indexes), then recreate the indexes exactly as
-    db/schema.sql defines them and VACUUM ANALYZE; returns the seconds ``fill`` took."""
+    """Run ``fill`` (bulk load without the sampler indexes, as the registry owner), then build the
+    indexes exactly as the migration does and VACUUM ANALYZE; returns the seconds ``fill`` took."""
     connection = env.connect()
     try:
         seconds, _ = timed_ms(lambda: fill(connection))
-    finally:
-        connection.close()
-    apply_schema(env.postgres.url)
-    connection = env.connect()
-    try:
+        for statement in sampler_index_statements():
+            connection.run(statement)
         connection.run("VACUUM ANALYZE runtime_captures")
     finally:
         connection.close()
     return seconds / 1000.0
 
 
-def _fill(connection: Any, sizes: Sizes) -> None:
+def plain_index_statements() -> list[str]:
+    """The migration's index builds without ``CONCURRENTLY``: what ``db/schema.sql`` used to run (it
+    blocks writes while it builds), and the fastest build for a table no one else writes."""
+    return [re.sub(r"\bCONCURRENTLY\s+", "", statement) for statement in sampler_index_statements()]
+
+
+def prepare_bulk_load(connection: Any, sizes: Sizes) -> None:
+    """Empty runtime_captures, drop the sampler indexes (bulk load first, index once after), and
+    give every benchmark workspace its hosted-mock deployment (of one benchmark org)."""
     connection.run("TRUNCATE runtime_captures RESTART IDENTITY")
-    for index in (INDEX_NAME, RECENT_INDEX):  # bulk load first, index once after
+    for index in (INDEX_NAME, RECENT_INDEX):
         connection.run(f"DROP INDEX IF EXISTS {index}")
-    connection.run("SELECT setseed(0.5)")
-    connection.run(
-        GENERATE_SQL, rows=sizes.sampler_rows, workspaces=sizes.sampler_workspaces, paths=sizes.sampler_paths
+    org_id = make_tenant(connection, "team").org_id
+    add_deployments(connection, org_id, [bench_workspace_id(k) for k in range(sizes.sampler_workspaces)])
+
+
+def add_traffic(
+    connection: Any,
+    rows_sql: str,
+    sizes: Sizes,
+    *,
+    rows: int,
+    from_days: float = 0.0,
+    to_days: float = HISTORY_DAYS,
+    **extra: Any,
+) -> None:
+    """Insert ``rows`` generated by ``rows_sql`` (GENERATE_SQL, TEMPLATED_SQL) as the recorder
+    writes them, headers included, timestamped between ``from_days`` and ``to_days`` ago."""
+    add_captures_bulk(
+        connection,
+        rows_sql,
+        request_headers=WIDE_REQUEST_HEADERS,
+        response_headers=WIDE_RESPONSE_HEADERS,
+        rows=rows,
+        workspaces=sizes.sampler_workspaces,
+        paths=sizes.sampler_paths,
+        from_days=from_days,
+        span_days=to_days - from_days,
+        **extra,
     )
-    connection.run(STALE_SQL, rows=max(10, sizes.sampler_rows // 1000))
 
 
-def per_endpoint_loop(db: Database, workspace: uuid.UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Any]:
+def fill_literal(connection: Any, sizes: Sizes) -> None:
+    prepare_bulk_load(connection, sizes)
+    connection.run("SELECT setseed(0.5)")
+    add_traffic(connection, GENERATE_SQL, sizes, rows=sizes.sampler_rows)
+    add_captures_bulk(
+        connection,
+        STALE_SQL,
+        request_headers=WIDE_REQUEST_HEADERS,
+        response_headers=WIDE_RESPONSE_HEADERS,
+        rows=max(10, sizes.sampler_rows // 1000),
+    )
+
+
+class Queryable(Protocol):
+    """What the loops need: :class:`~service.db.Database` or :class:`OwnConnection`."""
+
+    def query(self, sql: str, **kwargs: Any) -> Any: ...
+
+
+class OwnConnection:
+    """A pg8000 connection of the benchmark's own behind the ``query`` of :class:`~service.db.Database`."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.statements = 0
+
+    def query(self, sql: str, **kwargs: Any) -> Any:
+        self.statements += 1
+        return self.connection.run(sql, **kwargs)
+
+
+def runtime_capture_indexes(db: Queryable) -> list[tuple[str, str]]:
+    """(name, definition) of every index on runtime_captures that ``db``'s session sees."""
+    rows = db.query(
+        "SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = 'public' AND tablename = 'runtime_captures' ORDER BY indexname"
+    )
+    return [(str(name), str(definition)) for name, definition in rows]
+
+
+@contextlib.contextmanager
+def registry_indexes_only(own: OwnConnection) -> Iterator[list[tuple[str, str]]]:
+    """For the block, ``own``'s session sees runtime_captures with the registry's indexes only.
+
+    The sampler's indexes are dropped inside a transaction that is rolled back afterwards: this
+    session's planner cannot use them, and nothing is changed for anyone else. The DROP holds an
+    ACCESS EXCLUSIVE lock until the rollback, so the sides take turns and never overlap. Yields
+    the indexes the baseline had.
+    """
+    own.connection.run("BEGIN")
+    try:
+        for name in SAMPLER_INDEXES:
+            own.connection.run(f"DROP INDEX public.{name}")
+        indexes = runtime_capture_indexes(own)
+        if any(name in SAMPLER_INDEXES for name, _ in indexes):
+            raise RuntimeError(f"the baseline still sees a sampler index: {indexes}")
+        yield indexes
+    finally:
+        own.connection.run("ROLLBACK")
+
+
+def per_endpoint_loop(db: Queryable, workspace: uuid.UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Any]:
     rows: list[Any] = []
     for endpoint in endpoints:
         rows += db.query(
@@ -136,7 +272,7 @@ def per_endpoint_loop(db: Database, workspace: uuid.UUID, endpoints: list[Endpoi
     return rows
 
 
-def explain(db: Database, sql: str, **params: Any) -> str:
+def explain(db: Queryable, sql: str, **params: Any) -> str:
     rows = db.query(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", **params)
     return "\n".join(str(row[0]) for row in rows)
 
@@ -171,127 +307,235 @@ def plan_scans_indexes_only(plan: str) -> bool:
     return "Seq Scan on runtime_captures" not in plan and "Bitmap Heap Scan on runtime_captures" not in plan
 
 
+def table_shape(db: Queryable) -> dict[str, Any]:
+    """Rows, heap size and average row width of runtime_captures (what a sequential scan reads)."""
+    rows, heap, width = db.query(
+        "SELECT (SELECT count(*) FROM runtime_captures), pg_table_size('runtime_captures'), "
+        "(SELECT round(avg(pg_column_size(rc.*))) FROM runtime_captures rc TABLESAMPLE SYSTEM (2) REPEATABLE (1))"
+    )[0]
+    return {"rows": int(rows), "table_bytes": int(heap), "avg_row_bytes": int(width or 0)}
+
+
+def index_list(indexes: list[tuple[str, str]]) -> list[str]:
+    """Markdown bullets of (name, definition)."""
+    return [
+        f"- `{name}`: `{definition.replace(' ON public.runtime_captures', ' ON runtime_captures')}`"
+        for name, definition in indexes
+    ]
+
+
+def mib(size: int) -> str:
+    return f"{size / 1024 / 1024:,.0f} MiB"
+
+
 def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
     env.postgres  # noqa: B018 - start the server (sets DATABASE_URL) before the first query
     generation_s = generate(env, sizes)
     db = CountingDatabase()
     repository = DriftRepository(db)
+    own = OwnConnection(env.connect())
     workspace = workspace_id()
     endpoints = requested_endpoints(sizes.sampler_paths)
+    first = endpoints[2]
+    one_query = {
+        "workspace_id": workspace,
+        "method": first.method.upper(),
+        "path": first.path,
+        "per_endpoint": PER_ENDPOINT,
+    }
+
+    def sampler() -> Any:
+        return repository.recent_samples(workspace, endpoints, PER_ENDPOINT)
+
+    def loop() -> Any:
+        return per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT)
+
+    def registry() -> float:
+        with registry_indexes_only(own):
+            own.statements = 0  # the statements of this loop only
+            return timed_ms(lambda: per_endpoint_loop(own, workspace, endpoints, PER_ENDPOINT))[0]
+
     try:
-        # Warm both paths (connection, plan cache, buffers) before timing.
-        single_rows = repository.recent_samples(workspace, endpoints, PER_ENDPOINT)
-        loop_rows = per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT)
-        same = sorted((c.endpoint.method.upper(), c.endpoint.path, c.occurred_at) for c in single_rows) == sorted(
-            (r[0], r[1], r[3]) for r in loop_rows
-        )
+        # Warm every side (connection, plan cache, buffers) before timing.
+        single_rows = sampler()
+        loop_rows = loop()
+        with registry_indexes_only(own) as registry_indexes:
+            registry_rows = per_endpoint_loop(own, workspace, endpoints, PER_ENDPOINT)
+            registry_plan = explain(own, PER_ENDPOINT_SQL, **one_query)
+        our_indexes = [(n, d) for n, d in runtime_capture_indexes(own) if n in SAMPLER_INDEXES]
+        sampled = sorted((c.endpoint.method.upper(), c.endpoint.path, c.occurred_at) for c in single_rows)
+        same = sampled == sorted((r[0], r[1], r[3]) for r in loop_rows)
+        registry_same = sampled == sorted((r[0], r[1], r[3]) for r in registry_rows)
 
         db.statements = 0
-        repository.recent_samples(workspace, endpoints, PER_ENDPOINT)
+        sampler()
         single_trips = db.statements
         db.statements = 0
-        per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT)
+        loop()
         loop_trips = db.statements
+        registry()
+        registry_trips = own.statements
 
         single_ms: list[float] = []
         loop_ms: list[float] = []
+        registry_ms: list[float] = []
         for round_ in range(sizes.sampler_runs):
-            order = ("single", "loop") if round_ % 2 == 0 else ("loop", "single")
-            for which in order:
-                if which == "single":
-                    single_ms.append(timed_ms(lambda: repository.recent_samples(workspace, endpoints, PER_ENDPOINT))[0])
-                else:
-                    loop_ms.append(timed_ms(lambda: per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT))[0])
+            sides: list[tuple[list[float], Callable[[], float]]] = [
+                (single_ms, lambda: timed_ms(sampler)[0]),
+                (loop_ms, lambda: timed_ms(loop)[0]),
+            ]
+            if round_ < sizes.sampler_registry_runs:  # seconds per run: fewer of them
+                sides.append((registry_ms, registry))
+            shift = round_ % len(sides)
+            for out, fn in sides[shift:] + sides[:shift]:
+                out.append(fn())
 
         literal_params = samples_parameters(workspace, endpoints, PER_ENDPOINT)
         single_plan = explain(db, samples_sql(literal_params), **literal_params)
-        first = endpoints[2]
-        loop_plan = explain(
-            db,
-            PER_ENDPOINT_SQL,
-            workspace_id=workspace,
-            method=first.method.upper(),
-            path=first.path,
-            per_endpoint=PER_ENDPOINT,
-        )
+        loop_plan = explain(db, PER_ENDPOINT_SQL, **one_query)
         # Before the fix: timestamptz parsed by pg8000's strptime instead of the layer's fromisoformat.
         set_timestamptz_parser(db, timestamptz_in)
         strptime_single: list[float] = []
         strptime_loop: list[float] = []
         for round_ in range(max(3, sizes.sampler_runs // 2)):
-            pair = [
-                (strptime_single, lambda: repository.recent_samples(workspace, endpoints, PER_ENDPOINT)),
-                (strptime_loop, lambda: per_endpoint_loop(db, workspace, endpoints, PER_ENDPOINT)),
-            ]
+            pair = [(strptime_single, sampler), (strptime_loop, loop)]
             for out, fn in pair if round_ % 2 == 0 else pair[::-1]:
                 out.append(timed_ms(fn)[0])
         set_timestamptz_parser(db, parse_timestamptz)
-        profile = profile_text(lambda: repository.recent_samples(workspace, endpoints, PER_ENDPOINT), calls=50)
-        table_rows = db.query("SELECT count(*) FROM runtime_captures")[0][0]
+        profile = profile_text(sampler, calls=50)
+        shape = table_shape(db)
         window_rows = db.query(
             "SELECT count(*) FROM runtime_captures WHERE occurred_at >= now() - interval '24 hours'"
         )[0][0]
     finally:
         db.close()
+        own.connection.close()
 
-    single_median, loop_median = median(single_ms), median(loop_ms)
+    single_median, loop_median, registry_median = median(single_ms), median(loop_ms), median(registry_ms)
     ratio = loop_median / single_median if single_median > 0 else float("inf")
+    registry_ratio = registry_median / single_median if single_median > 0 else float("inf")
     strptime_ratio = median(strptime_loop) / median(strptime_single)
     index_ok = plan_uses_index(single_plan) and plan_uses_index(loop_plan)
-    result = BenchResult(key="sampler", title="1. Sampler: one LATERAL statement vs the per-endpoint loop")
+    baseline_clean = not any(name in registry_plan for name in SAMPLER_INDEXES)
+    table_rows = shape["rows"]
+    result = BenchResult(
+        key="sampler",
+        title="1. Sampler on the registry-shaped table: one statement vs the registry's per-endpoint queries",
+    )
     result.checks = [
-        Check("loop median / sampler median", "≥ 5×", f"{ratio:.1f}×", ratio >= TARGET_RATIO),
-        Check("round trips (sampler vs loop)", "1 vs 25", f"{single_trips} vs {loop_trips}", single_trips == 1),
+        Check(
+            "registry's per-endpoint queries on its own indexes / sampler on ours (medians)",
+            "≥ 5×",
+            f"{registry_ratio:,.1f}×",
+            registry_ratio >= TARGET_RATIO,
+        ),
+        Check(
+            "baseline sees the registry's indexes only",
+            ", ".join(name for name, _ in registry_indexes),
+            "yes" if baseline_clean else "NO: its plan names a sampler index",
+            baseline_clean,
+        ),
+        Check(
+            "same indexes (round trips alone): loop / sampler", "≥ 5× (issue 5)", f"{ratio:.1f}×", ratio >= TARGET_RATIO
+        ),
+        Check(
+            "round trips (sampler vs loop vs registry)",
+            "1 vs 25 vs 25",
+            f"{single_trips} vs {loop_trips} vs {registry_trips}",
+            single_trips == 1,
+        ),
         Check(
             "plans: index scan on runtime_captures, no seq scan",
             f"{INDEX_NAME}, no Seq Scan",
             "yes" if index_ok else "no",
             index_ok,
         ),
-        Check("same rows from both", "identical", "identical" if same else "DIFFERENT", same),
+        Check(
+            "same rows from all three",
+            "identical",
+            "identical" if same and registry_same else "DIFFERENT",
+            same and registry_same,
+        ),
     ]
     result.figures = {
         "table_rows": table_rows,
+        "table_mib": round(shape["table_bytes"] / 1024 / 1024, 1),
+        "avg_row_bytes": shape["avg_row_bytes"],
         "rows_in_24h_window": window_rows,
         "generation_s": round(generation_s, 1),
         "endpoints": len(endpoints),
         "per_endpoint": PER_ENDPOINT,
         "rows_returned": len(single_rows),
         "runs_each": sizes.sampler_runs,
+        "registry_runs": len(registry_ms),
+        "baseline_indexes": [name for name, _ in registry_indexes],
         "sampler_median_ms": round(single_median, 3),
+        "registry_median_ms": round(registry_median, 3),
+        "registry_ratio": round(registry_ratio, 2),
         "loop_median_ms": round(loop_median, 3),
         "ratio": round(ratio, 2),
         "round_trips_sampler": single_trips,
         "round_trips_loop": loop_trips,
+        "round_trips_registry": registry_trips,
         "index_scans_only": index_ok,
         "same_rows": same,
+        "registry_same_rows": registry_same,
         "strptime_timestamptz_sampler_median_ms": round(median(strptime_single), 3),
         "strptime_timestamptz_loop_median_ms": round(median(strptime_loop), 3),
         "strptime_timestamptz_ratio": round(strptime_ratio, 2),
     }
     result.details = [
-        f"`runtime_captures`: {table_rows:,} rows generated in SQL in {generation_s:.1f} s "
+        f"`runtime_captures` as the registry's recorder writes it (`db/registry/stand_in.sql`; every row with its "
+        f"deployment, capture id, protocol, query, the request's and the response's full header maps as JSON text, "
+        f"bodies and encodings): {table_rows:,} rows, {mib(shape['table_bytes'])} of table, "
+        f"{shape['avg_row_bytes']:,} bytes per row on average, generated in SQL in {generation_s:.1f} s "
         f"({sizes.sampler_workspaces} workspaces, the sampled one holding 10 %; {sizes.sampler_paths} paths with a "
-        f"hot head and a long tail; 7 days of timestamps, {window_rows:,} rows inside the 24 h window; "
+        f"hot head and a long tail; {HISTORY_DAYS} days of timestamps, {window_rows:,} rows inside the 24 h window; "
         "lower- and upper-case methods; one endpoint with only stale (> 24 h) traffic, one never seen).",
-        f"{len(endpoints)} endpoints × {PER_ENDPOINT} samples → {len(single_rows)} rows; both sides return the "
-        f"same rows: {'yes' if same else 'NO'}. {sizes.sampler_runs} alternating runs of each on one connection.",
+        f"{len(endpoints)} endpoints × {PER_ENDPOINT} samples → {len(single_rows)} rows; all three sides return the "
+        f"same rows: {'yes' if same and registry_same else 'NO'}.",
         "",
-        f"- sampler (1 statement): median {fmt_ms(single_median)}",
-        f"- per-endpoint loop ({loop_trips} statements): median {fmt_ms(loop_median)}",
-        f"- ratio: **{ratio:.1f}×** (target ≥ 5×)",
+        "Indexes of each side:",
+        "",
+        "- **Baseline: the registry's indexes only**, exactly those `db/registry/stand_in.sql` declares (the primary "
+        "key and `unique (deployment_id, capture_id)`, the only ones DESIGN §10.1 states), as the baseline's own "
+        "session listed them:",
+        *["  " + line for line in index_list(registry_indexes)],
+        "  The baseline runs on a connection of its own, inside a transaction that drops the sampler's two indexes "
+        "and is rolled back after each run (its planner cannot see them; nobody else is affected).",
+        "- **Sampler: the registry's indexes plus this service's two** (`db/migrations/sql/0003_sampler_indexes.sql`, "
+        "built here exactly as `make migrate` builds them):",
+        *["  " + line for line in index_list(our_indexes)],
+        "",
+        f"Timings ({sizes.sampler_runs} rounds on the sampler's side, the sides' order rotating each round; the "
+        f"registry's loop in the first {len(registry_ms)} of them, as each of its runs takes seconds):",
+        "",
+        f"- sampler (1 statement, our indexes): median {fmt_ms(single_median)}",
+        f"- **registry's per-endpoint query** ({registry_trips} statements, the registry's indexes): "
+        f"median {fmt_ms(registry_median)} → ratio **{registry_ratio:,.1f}×** (target ≥ 5×)",
+        f"- the same per-endpoint loop on our indexes ({loop_trips} statements): median {fmt_ms(loop_median)} → "
+        f"ratio {ratio:.1f}×: what one round trip instead of {loop_trips} buys on its own.",
+        "",
+        "The registry's per-endpoint query (`PER_ENDPOINT_SQL` in `bench/sampler.py`):",
+        "",
+        *code_block(PER_ENDPOINT_SQL.strip(), "sql"),
+        "",
+        f"Its plan on the registry's indexes (`{first.label}`): no index serves `workspace_id`, method, path or "
+        "time, so every one of the 25 statements reads the whole table:",
+        "",
+        *code_block(registry_plan),
         "",
         "Plan of the sampler (`EXPLAIN ANALYZE`, all 25 endpoints):",
         "",
         *code_block(single_plan),
         "",
-        f"Plan of one query of the loop (`{first.label}`):",
+        f"Plan of one query of the loop on our indexes (`{first.label}`):",
         "",
         *code_block(loop_plan),
         "",
         f"Before the fix (same connection, {len(strptime_single)} alternating runs): with `timestamptz` "
         "decoded by pg8000's `strptime` instead of the layer's `datetime.fromisoformat`, the sampler's median "
-        f"is {fmt_ms(median(strptime_single))} (loop {fmt_ms(median(strptime_loop))}, "
+        f"is {fmt_ms(median(strptime_single))} (loop on our indexes {fmt_ms(median(strptime_loop))}, "
         f"ratio {strptime_ratio:.1f}×).",
         "",
         "Where the sampler's time goes on the client (cProfile, 50 calls, by own time): the server's part is "
@@ -301,11 +545,16 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
         *code_block(profile),
     ]
     run_templated(env, sizes, result)
+    if registry_ratio < TARGET_RATIO:
+        result.findings += [
+            f"- **Sampler ratio against the registry's query {registry_ratio:.1f}× < 5×.** See section 1's plans.",
+            "",
+        ]
     if ratio < TARGET_RATIO:
         result.findings += [
-            f"- **Sampler ratio {ratio:.1f}× < 5×.** The server part is small (plan: 25 index searches, "
-            "sub-millisecond); the rest is client CPU in pg8000 that both sides pay per row and per statement "
-            "(profile in section 1), which narrows the ratio.",
+            f"- Finding: on the *same* indexes the loop / sampler ratio is {ratio:.1f}× (< 5×, issue 5's claim). "
+            "The server part is small (plan: 25 index searches, sub-millisecond); the rest is client CPU in pg8000 "
+            "that both sides pay per row and per statement (profile in section 1), which narrows that ratio.",
             "",
         ]
     return result
@@ -317,10 +566,8 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
 # templates: /api/v2/r{k}/items/{id} (hot head of k, thousands of ids each), the literal
 # /api/v2/r{k}/items/me the document declares, /api/v2/r{k}/items/{id}/orders, and files.
 TEMPLATED_SQL = """
-INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code,
-                              request_body, request_body_encoding, response_body, response_body_encoding)
 SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:workspaces - 1) END) AS uuid),
-       now() - random() * interval '7 days',
+       now() - (CAST(:from_days AS float8) + random() * CAST(:span_days AS float8)) * interval '1 day',
        (ARRAY['GET', 'GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'get', 'post'])
            [1 + floor(random() * 10)::int],
        CASE floor(random() * 10)::int
@@ -333,8 +580,8 @@ SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:worksp
                        || floor(random() * :ids)::int || '/orders'
            ELSE '/api/v2/r' || floor(random() ^ 2 * :paths)::int || '/items/' || floor(random() * :ids)::int
        END,
-       200, '{"id": ' || i || '}', 'utf8',
-       '{"id": ' || i || ', "status": "ok", "extra": "' || md5(i::text) || '"}', 'utf8'
+       200, '{"id": ' || i || '}',
+       '{"id": ' || i || ', "status": "ok", "extra": "' || md5(i::text) || '"}'
 FROM generate_series(1, :rows) AS i
 """
 
@@ -398,22 +645,14 @@ def generate_templated(env: BenchEnv, sizes: Sizes) -> float:
 
 
 def _fill_templated(connection: Any, sizes: Sizes) -> None:
-    connection.run("TRUNCATE runtime_captures RESTART IDENTITY")
-    for index in (INDEX_NAME, RECENT_INDEX):
-        connection.run(f"DROP INDEX IF EXISTS {index}")
+    prepare_bulk_load(connection, sizes)
     connection.run("SELECT setseed(0.25)")
     ids = TEMPLATE_HOT_PATHS if not sizes.smoke else 50
-    connection.run(
-        TEMPLATED_SQL,
-        rows=sizes.sampler_rows,
-        workspaces=sizes.sampler_workspaces,
-        paths=sizes.sampler_paths,
-        ids=ids,
-    )
+    add_traffic(connection, TEMPLATED_SQL, sizes, rows=sizes.sampler_rows, ids=ids)
 
 
 def templated_loop(
-    db: Database, workspace: uuid.UUID, endpoints: list[Endpoint], declared: dict[str, list[str]]
+    db: Queryable, workspace: uuid.UUID, endpoints: list[Endpoint], declared: dict[str, list[str]]
 ) -> list[Any]:
     """The same matching, one statement per endpoint: the plan's arrays sliced to one element each."""
     params = samples_parameters(workspace, endpoints, PER_ENDPOINT, declared)
@@ -443,29 +682,48 @@ def run_templated(env: BenchEnv, sizes: Sizes, result: BenchResult) -> None:
     workspace = workspace_id()
     endpoints = templated_endpoints(sizes.sampler_paths)
     declared = templated_declared(sizes.sampler_paths)
+    own = OwnConnection(env.connect())
+
+    def sampler() -> Any:
+        return repository.recent_samples(workspace, endpoints, PER_ENDPOINT, declared)
+
+    def loop() -> Any:
+        return templated_loop(db, workspace, endpoints, declared)
+
+    def registry() -> float:
+        with registry_indexes_only(own):
+            own.statements = 0  # the statements of this loop only
+            return timed_ms(lambda: templated_loop(own, workspace, endpoints, declared))[0]
+
     try:
-        single = repository.recent_samples(workspace, endpoints, PER_ENDPOINT, declared)
-        loop = templated_loop(db, workspace, endpoints, declared)
+        single = sampler()
+        loop_rows = loop()
+        with registry_indexes_only(own):
+            registry_rows = templated_loop(own, workspace, endpoints, declared)
         labels = [e.label for e in endpoints]
-        same = sorted((c.endpoint.label, c.occurred_at) for c in single) == sorted(
-            (labels[r[0] - 1], r[2]) for r in loop
-        )
+        sampled = sorted((c.endpoint.label, c.occurred_at) for c in single)
+        same = sampled == sorted((labels[r[0] - 1], r[2]) for r in loop_rows)
+        registry_same = sampled == sorted((labels[r[0] - 1], r[2]) for r in registry_rows)
         db.statements = 0
-        repository.recent_samples(workspace, endpoints, PER_ENDPOINT, declared)
+        sampler()
         single_trips = db.statements
         db.statements = 0
-        templated_loop(db, workspace, endpoints, declared)
+        loop()
         loop_trips = db.statements
 
         single_ms: list[float] = []
         loop_ms: list[float] = []
+        registry_ms: list[float] = []
         for round_ in range(sizes.sampler_runs):
-            pair = [
-                (single_ms, lambda: repository.recent_samples(workspace, endpoints, PER_ENDPOINT, declared)),
-                (loop_ms, lambda: templated_loop(db, workspace, endpoints, declared)),
+            sides: list[tuple[list[float], Callable[[], float]]] = [
+                (single_ms, lambda: timed_ms(sampler)[0]),
+                (loop_ms, lambda: timed_ms(loop)[0]),
             ]
-            for out, fn in pair if round_ % 2 == 0 else pair[::-1]:
-                out.append(timed_ms(fn)[0])
+            if round_ < sizes.sampler_registry_runs:
+                sides.append((registry_ms, registry))
+            shift = round_ % len(sides)
+            for out, fn in sides[shift:] + sides[:shift]:
+                out.append(fn())
         params = samples_parameters(workspace, endpoints, PER_ENDPOINT, declared)
         plan_ms, _ = timed_ms(lambda: samples_parameters(workspace, endpoints, PER_ENDPOINT, declared))
         plan = explain(db, samples_sql(params), **params)
@@ -473,15 +731,28 @@ def run_templated(env: BenchEnv, sizes: Sizes, result: BenchResult) -> None:
         kinds = {kind: params["kinds"].count(kind) for kind in sorted(set(params["kinds"]))}
     finally:
         db.close()
+        own.connection.close()
 
-    single_median, loop_median = median(single_ms), median(loop_ms)
+    single_median, loop_median, registry_median = median(single_ms), median(loop_ms), median(registry_ms)
     ratio = loop_median / single_median if single_median > 0 else float("inf")
+    registry_ratio = registry_median / single_median if single_median > 0 else float("inf")
     index_ok = plan_scans_indexes_only(plan) and INDEX_NAME in plan and RECENT_INDEX in plan
     per_endpoint_rows = {e.label: 0 for e in endpoints}
     for capture in single:
         per_endpoint_rows[capture.endpoint.label] += 1
     result.checks += [
-        Check("templated: loop median / sampler median", "≥ 5×", f"{ratio:.1f}×", ratio >= TARGET_RATIO),
+        Check(
+            "templated: per-endpoint queries on the registry's indexes / sampler on ours (medians)",
+            "≥ 5×",
+            f"{registry_ratio:,.1f}×",
+            registry_ratio >= TARGET_RATIO,
+        ),
+        Check(
+            "templated: same indexes (round trips alone): loop / sampler",
+            "≥ 5× (issue 5)",
+            f"{ratio:.1f}×",
+            ratio >= TARGET_RATIO,
+        ),
         Check(
             "templated: round trips (sampler vs loop)",
             f"1 vs {len(endpoints)}",
@@ -494,7 +765,12 @@ def run_templated(env: BenchEnv, sizes: Sizes, result: BenchResult) -> None:
             "yes" if index_ok else "no",
             index_ok,
         ),
-        Check("templated: same rows from both", "identical", "identical" if same else "DIFFERENT", same),
+        Check(
+            "templated: same rows from all three",
+            "identical",
+            "identical" if same and registry_same else "DIFFERENT",
+            same and registry_same,
+        ),
     ]
     result.figures.update(
         {
@@ -504,6 +780,10 @@ def run_templated(env: BenchEnv, sizes: Sizes, result: BenchResult) -> None:
             "templated_sampler_median_ms": round(single_median, 3),
             "templated_loop_median_ms": round(loop_median, 3),
             "templated_ratio": round(ratio, 2),
+            "templated_registry_median_ms": round(registry_median, 3),
+            "templated_registry_ratio": round(registry_ratio, 2),
+            "templated_registry_runs": len(registry_ms),
+            "templated_registry_same_rows": registry_same,
             "templated_round_trips_sampler": single_trips,
             "templated_round_trips_loop": loop_trips,
             "templated_index_scans_only": index_ok,
@@ -525,15 +805,19 @@ def run_templated(env: BenchEnv, sizes: Sizes, result: BenchResult) -> None:
         f"{len(endpoints)} templated endpoints (kinds {kinds}): hot ones (a wide prefix `/api/v2/r{{region}}/…`, the "
         "head regions), lukewarm tail regions, partial segments (`{name}.json`, `{name}.{ext}`), and "
         f"{sum(1 for e in endpoints if 'cold' in e.path)} cold ones nobody called; the document declares "
-        f"{len(declared['GET']):,} paths per method. Baseline: the same plan, one statement per endpoint "
-        "(the arrays cut to one element). Both include building the plan in Python "
-        f"({fmt_ms(plan_ms)}).",
-        f"{len(single)} rows; both sides return the same rows: {'yes' if same else 'NO'}. "
-        f"{sizes.sampler_runs} alternating runs of each on one connection.",
+        f"{len(declared['GET']):,} paths per method.",
+        "Baseline: the registry's query matches a path only by equality, so it has nothing to say about a "
+        "template; its stand-in here is this service's own matching (§7.1), one statement per endpoint (the "
+        "plan's arrays cut to one element), run as the registry's query is above: on the registry's indexes only "
+        "(same rolled-back transaction), and, to isolate the round trips, on ours. Every side includes building "
+        f"the plan in Python ({fmt_ms(plan_ms)}).",
+        f"{len(single)} rows; all three sides return the same rows: {'yes' if same and registry_same else 'NO'}. "
+        f"{sizes.sampler_runs} rounds, the order rotating; the registry-index loop in the first {len(registry_ms)}.",
         "",
-        f"- sampler (1 statement): median {fmt_ms(single_median)}",
-        f"- per-endpoint loop ({loop_trips} statements): median {fmt_ms(loop_median)}",
-        f"- ratio: **{ratio:.1f}×** (target ≥ 5×)",
+        f"- sampler (1 statement, our indexes): median {fmt_ms(single_median)}",
+        f"- **per-endpoint statements on the registry's indexes** ({loop_trips} statements): median "
+        f"{fmt_ms(registry_median)} → ratio **{registry_ratio:,.1f}×** (target ≥ 5×)",
+        f"- the same per-endpoint statements on our indexes: median {fmt_ms(loop_median)} → ratio {ratio:.1f}×",
         "",
         "Rows per endpoint: " + ", ".join(f"`{label}` {n}" for label, n in per_endpoint_rows.items()) + ".",
         "",
@@ -543,9 +827,16 @@ def run_templated(env: BenchEnv, sizes: Sizes, result: BenchResult) -> None:
         "",
         *code_block(plan),
     ]
+    if registry_ratio < TARGET_RATIO:
+        result.findings += [
+            f"- **Templated sampler ratio against the registry's indexes {registry_ratio:.1f}× < 5×.** "
+            "See the plans in section 1.",
+            "",
+        ]
     if ratio < TARGET_RATIO:
         result.findings += [
-            f"- **Templated sampler ratio {ratio:.1f}× < 5×.** See the plan in section 1: the per-endpoint "
-            "probe and walk cost is paid by both sides; the ratio shrinks as that work grows against a round trip.",
+            f"- Finding: templated, on the *same* indexes the loop / sampler ratio is {ratio:.1f}× (< 5×). The "
+            "per-endpoint probe and walk cost is paid by both sides; the ratio shrinks as that work grows against "
+            "a round trip.",
             "",
         ]

@@ -14,6 +14,7 @@ import pytest
 
 from bench.common import SMOKE
 from bench.run import BenchRun, benchmarks, render, run_all
+from devtools.migrate import head_revision
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,20 @@ def test_every_benchmark_runs_and_reports_its_targets(smoke_run: BenchRun) -> No
 def test_results_are_the_real_behaviour(smoke_run: BenchRun) -> None:
     by_key = {r.key: r.figures for r in smoke_run.results}
     sampler = by_key["sampler"]
-    assert (sampler["round_trips_sampler"], sampler["round_trips_loop"]) == (1, 25)
-    assert sampler["same_rows"] is True
-    assert sampler["sampler_median_ms"] > 0 and sampler["loop_median_ms"] > 0
+    assert (sampler["round_trips_sampler"], sampler["round_trips_loop"], sampler["round_trips_registry"]) == (1, 25, 25)
+    assert sampler["same_rows"] is True and sampler["registry_same_rows"] is True
+    assert sampler["sampler_median_ms"] > 0 and sampler["loop_median_ms"] > 0 and sampler["registry_median_ms"] > 0
+    # The baseline had the registry's indexes only, never the sampler's.
+    assert sampler["baseline_indexes"] == ["runtime_captures_deployment_id_capture_id_key", "runtime_captures_pkey"]
+    assert sampler["templated_registry_same_rows"] is True
+    scaling = by_key["sampler_scaling"]
+    assert [size["rows"] for size in scaling["sizes"]] == sorted(SMOKE.scaling_rows)
+    assert all(size["literal_rows"] > 0 and size["templated_rows"] > 0 for size in scaling["sizes"])
+    build = by_key["index_build"]
+    assert build["migration"] == {"before": "0002", "after": head_revision()}
+    assert all(build["indexes_valid"].values()) and len(build["indexes_valid"]) == 2
+    assert build["concurrent_build"]["failed"] == 0 and build["concurrent_build"]["inserts"] > 0
+    assert build["rows_written_during_concurrent_phase"] == build["inserts_acknowledged_during_concurrent_phase"]
     assert by_key["hard_wall"]["all_cut_at_wall"] is True
     assert by_key["overhead"]["invokes_each"] == SMOKE.overhead_invokes
     assert 0 <= by_key["overhead"]["drift_powertools_routing_validation_share"] <= 1
