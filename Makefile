@@ -11,7 +11,7 @@ SAM_BUILD_DIR ?= .aws-sam/build
 SFN_DIR := devtools/stepfunctions
 SFN_DEPS := $(SFN_DIR)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest sam-check invoke run-state-machine bench clean
+.PHONY: run test lint typecheck pytest sam-check invoke run-state-machine bench clean migrate
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ $(SFN_DEPS): $(SFN_DIR)/package.json $(SFN_DIR)/package-lock.json
 	cd $(SFN_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The local stack starts its own embedded Postgres and applies the migrations to it first
+# (devtools.postgres.start_postgres runs the same devtools.migrate as `make migrate`).
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m devtools.local_api $(ARGS)
+
+# The service's own schema objects (DESIGN §10.2) on the database at DATABASE_URL, as the owner
+# of the registry's tables: make migrate DATABASE_URL=postgresql://owner@host:5432/mockforge
+migrate: $(VENV)/.installed
+	$(VENV)/bin/python -m devtools.migrate
 
 # make invoke FUNCTION=ContractDriftFunction EVENT=events/contract_drift_http.json [ARGS=--no-stack]
 invoke: $(VENV)/.installed
@@ -46,6 +53,7 @@ test: lint typecheck pytest sam-check
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/squawk db/migrations/sql/*.sql
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/shared functions devtools
