@@ -317,6 +317,24 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "12. Audit hash chain under concurrency",
+        [
+            Section(
+                "audit_chain_burst",
+                "20 concurrent platform calls of one org",
+                "test_audit_chain_burst.py",
+                "A team org (unlimited), one endpoint with traffic, 20 direct invokes released together, the fake "
+                "LLM answering at once so the 20 audit appends collide. `empty`: the org has no audit row yet "
+                "(nothing for `FOR UPDATE` to lock, so the per-org transaction-scoped advisory lock alone "
+                "serializes the first appends); `registry-started`: three rows written first the registry's way "
+                "(head read with `FOR UPDATE`, hash computed in Python). `hashes_recomputed` rows were checked by "
+                "the test's own verifier (no service code): each `entry_hash` recomputed from the canonical form, "
+                "each `prev_hash` equal to the previous row's `entry_hash`; `forks` counts rows chaining to a "
+                "predecessor another row already chains to. Target: 20 new rows, 0 forks.",
+            ),
+        ],
+    ),
 ]
 
 FIXED = "fixed in 6ab9f7d: now a plain test"
