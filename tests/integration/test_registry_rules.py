@@ -346,9 +346,9 @@ def test_failed_calls_write_no_row(service_env, admin_db, llm_server):
     assert read_chain(admin_db, tenant.org_id) == [] and read_chain(admin_db, refused.org_id) == []
 
 
-def emitted_metrics(text: str) -> dict[str, Any]:
-    """Every metric value the EMF blobs on stdout carry (Powertools' log_metrics output)."""
-    found: dict[str, Any] = {}
+def emitted_metrics(text: str) -> dict[str, float]:
+    """Every metric the EMF blobs on stdout carry (Powertools' log_metrics output), summed by name."""
+    found: dict[str, float] = {}
     for line in text.splitlines():
         try:
             blob = json.loads(line)
@@ -357,7 +357,9 @@ def emitted_metrics(text: str) -> dict[str, Any]:
         if isinstance(blob, dict) and "_aws" in blob:
             for directive in blob["_aws"].get("CloudWatchMetrics", []):
                 for metric in directive.get("Metrics", []):
-                    found[metric["Name"]] = blob.get(metric["Name"])
+                    value = blob.get(metric["Name"])
+                    values = value if isinstance(value, list) else [value]
+                    found[metric["Name"]] = found.get(metric["Name"], 0.0) + sum(float(v) for v in values)
     return found
 
 

@@ -331,7 +331,9 @@ CASES: list[tuple[str, list[Section]]] = [
                 "(head read with `FOR UPDATE`, hash computed in Python). `hashes_recomputed` rows were checked by "
                 "the test's own verifier (no service code): each `entry_hash` recomputed from the canonical form, "
                 "each `prev_hash` equal to the previous row's `entry_hash`; `forks` counts rows chaining to a "
-                "predecessor another row already chains to. Target: 20 new rows, 0 forks.",
+                "predecessor another row already chains to. Target: 20 new rows, 0 forks. The control row is the "
+                "same burst on an empty chain with only the advisory lock taken away: the appends do collide, and "
+                "the verifier sees the forks.",
             ),
         ],
     ),

@@ -18,6 +18,8 @@ import pytest
 
 from devtools.fake_llm import FakeLlmServer
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
+from service.db import Database
+from service.drift.audit import APPEND_SQL
 from tests.integration.audit_chain import read_chain, start_registry_chain, verify_chain
 from tests.reliability.conftest import APPS, Figures, context, drift_body
 
@@ -81,3 +83,43 @@ def test_concurrent_calls_extend_the_chain_without_forking(
     if registry_rows:
         assert ours[0]["prev_hash"] == rows[registry_rows - 1]["entry_hash"]
     assert sum(row["metadata"]["total_tokens"] for row in ours) == tokens_used(admin_db, tenant.org_id)
+
+
+def test_control_the_same_burst_without_the_org_lock_forks(
+    service_env: dict[str, str],
+    admin_db: Any,
+    llm_server: FakeLlmServer,
+    figures: Figures,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The control: the audit append's advisory lock taken away (everything else as shipped).
+    The burst really does collide, and the verifier sees the forks that the lock prevents."""
+    original = Database.query
+
+    def without_audit_lock(self: Database, sql: str, **kwargs: Any) -> list[list[Any]]:
+        if sql == APPEND_SQL:
+            kwargs["lock_key"] = None
+        return original(self, sql, **kwargs)
+
+    monkeypatch.setattr(Database, "query", without_audit_lock)
+    tenant = make_tenant(admin_db, "team", {"ai_tokens_per_month": -1})
+    add_capture(admin_db, tenant.workspace_id, "GET", "/a")
+    replies = _burst(tenant)
+    report = verify_chain(read_chain(admin_db, tenant.org_id))
+    figures.record(
+        "audit_chain_burst",
+        **{
+            "empty, control: no advisory lock": {
+                "concurrent_calls": CALLS,
+                "replies_200": sum(1 for reply in replies if reply["provider"] == "platform"),
+                "new_rows": report.rows,
+                "hashes_recomputed": report.rows,
+                "bad_hashes": len(report.bad_hashes),
+                "broken_links": len(report.broken_links),
+                "forks": report.forks,
+                "chain_verifies": report.verifies,
+            }
+        },
+    )
+    assert report.rows == CALLS
+    assert report.forks > 0 and not report.verifies
