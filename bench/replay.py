@@ -56,7 +56,8 @@ def _body(tenant: Tenant, spec: str) -> dict[str, Any]:
 
 
 def _ledger_rows(connection: Any, tenant: Tenant) -> int:
-    return int(connection.run("SELECT count(*) FROM usage_ledger WHERE org_id = :org", org=tenant.org_id)[0][0])
+    rows = connection.run("SELECT count(*) FROM contract_drift.usage_ledger WHERE org_id = :org", org=tenant.org_id)
+    return int(rows[0][0])
 
 
 def run(env: BenchEnv, sizes: Sizes) -> BenchResult:

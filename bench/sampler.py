@@ -18,7 +18,9 @@ from typing import Any
 from pg8000.converters import timestamptz_in
 
 from bench.common import BenchEnv, BenchResult, Check, Sizes, code_block, fmt_ms, median, timed_ms
-from devtools.postgres import CountingDatabase, apply_schema
+from devtools.migrate import sampler_index_statements
+from devtools.postgres import CountingDatabase
+from devtools.seed import add_captures_bulk, add_deployments, make_tenant
 from service.db import TIMESTAMPTZ_OID, Database, parse_timestamptz
 from service.drift.models import Endpoint
 from service.drift.repository import PROBE_CAP, DriftRepository, samples_parameters, samples_sql
@@ -32,7 +34,7 @@ TEMPLATE_HOT_PATHS = 5_000  # concrete ids per hot template
 
 # One query per endpoint, as the system the sampler replaces did.
 PER_ENDPOINT_SQL = """
-SELECT upper(rc.method), rc.path, rc.status_code, rc.occurred_at,
+SELECT upper(rc.method), rc.path, coalesce(rc.response_status_code, rc.status_code), rc.occurred_at,
        rc.request_body, rc.request_body_encoding, rc.response_body, rc.response_body_encoding
 FROM runtime_captures rc
 WHERE rc.workspace_id = :workspace_id
@@ -46,9 +48,9 @@ LIMIT :per_endpoint
 # Rows spread like captured traffic: one busy workspace (10 % of rows) among many, a few hot
 # paths and a long tail (random()^2), mostly GET, some lower-case methods, timestamps over
 # the last 7 days (so ~6/7 of them are older than the 24 h window), bodies of a few hundred bytes.
+# Rows of devtools.seed.BULK_CAPTURES_SQL (it writes them as the registry's recorder does):
+# (workspace_id, occurred_at, method, path, status, request_body, response_body).
 GENERATE_SQL = """
-INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code,
-                              request_body, request_body_encoding, response_body, response_body_encoding)
 SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:workspaces - 1) END) AS uuid),
        now() - random() * interval '7 days',
        (ARRAY['GET', 'GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'get', 'post'])
@@ -56,24 +58,27 @@ SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:worksp
        '/api/v1/r' || floor(random() ^ 2 * :paths)::int || '/items',
        (ARRAY[200, 200, 200, 201, 204, 400, 404, 500])[1 + floor(random() * 8)::int],
        '{"id": ' || i || ', "name": "item-' || i || '", "tags": ["a", "b"]}',
-       'utf8',
        '{"id": ' || i || ', "name": "item-' || i || '", "owner": {"id": ' || (i % 997) || '}, "total": '
-           || round((random() * 1000)::numeric, 2) || ', "status": "ok", "extra": "' || md5(i::text) || '"}',
-       'utf8'
+           || round((random() * 1000)::numeric, 2) || ', "status": "ok", "extra": "' || md5(i::text) || '"}'
 FROM generate_series(1, :rows) AS i
 """
 
 # Traffic that exists only outside the window: the sampler must find nothing for it.
 STALE_SQL = """
-INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code, request_body, response_body)
 SELECT CAST(md5('bench-ws:0') AS uuid), now() - interval '25 hours' - i * interval '1 minute',
        'GET', '/api/v1/legacy/items', 200, '{}', '{"legacy": true}'
 FROM generate_series(1, :rows) AS i
 """
 
 
+def bench_workspace_id(index: int) -> uuid.UUID:
+    """Workspace ``index`` of the generated traffic (md5 of ``bench-ws:<index>``, as in its SQL)."""
+    return uuid.UUID(hashlib.md5(f"bench-ws:{index}".encode()).hexdigest())
+
+
 def workspace_id() -> uuid.UUID:
-    return uuid.UUID(hashlib.md5(b"bench-ws:0").hexdigest())
+    """The busy workspace every benchmark samples."""
+    return bench_workspace_id(0)
 
 
 def requested_endpoints(paths: int) -> list[Endpoint]:
@@ -96,31 +101,40 @@ def generate(env: BenchEnv, sizes: Sizes) -> float:
 
 
 def load_captures(env: BenchEnv, fill: Callable[[Any], None]) -> float:
-    """Run ``fill`` (bulk load without the sampler indexes), then recreate the indexes exactly as
-    db/schema.sql defines them and VACUUM ANALYZE; returns the seconds ``fill`` took."""
+    """Run ``fill`` (bulk load without the sampler indexes, as the registry owner), then build the
+    indexes exactly as the migration does and VACUUM ANALYZE; returns the seconds ``fill`` took."""
     connection = env.connect()
     try:
         seconds, _ = timed_ms(lambda: fill(connection))
-    finally:
-        connection.close()
-    apply_schema(env.postgres.url)
-    connection = env.connect()
-    try:
+        for statement in sampler_index_statements():
+            connection.run(statement)
         connection.run("VACUUM ANALYZE runtime_captures")
     finally:
         connection.close()
     return seconds / 1000.0
 
 
-def _fill(connection: Any, sizes: Sizes) -> None:
+def _prepare_bulk_load(connection: Any, sizes: Sizes) -> None:
+    """Empty runtime_captures, drop the sampler indexes (bulk load first, index once after), and
+    give every benchmark workspace its hosted-mock deployment (of one benchmark org)."""
     connection.run("TRUNCATE runtime_captures RESTART IDENTITY")
-    for index in (INDEX_NAME, RECENT_INDEX):  # bulk load first, index once after
+    for index in (INDEX_NAME, RECENT_INDEX):
         connection.run(f"DROP INDEX IF EXISTS {index}")
+    org_id = make_tenant(connection, "team").org_id
+    add_deployments(connection, org_id, [bench_workspace_id(k) for k in range(sizes.sampler_workspaces)])
+
+
+def _fill(connection: Any, sizes: Sizes) -> None:
+    _prepare_bulk_load(connection, sizes)
     connection.run("SELECT setseed(0.5)")
-    connection.run(
-        GENERATE_SQL, rows=sizes.sampler_rows, workspaces=sizes.sampler_workspaces, paths=sizes.sampler_paths
+    add_captures_bulk(
+        connection,
+        GENERATE_SQL,
+        rows=sizes.sampler_rows,
+        workspaces=sizes.sampler_workspaces,
+        paths=sizes.sampler_paths,
     )
-    connection.run(STALE_SQL, rows=max(10, sizes.sampler_rows // 1000))
+    add_captures_bulk(connection, STALE_SQL, rows=max(10, sizes.sampler_rows // 1000))
 
 
 def per_endpoint_loop(db: Database, workspace: uuid.UUID, endpoints: list[Endpoint], per_endpoint: int) -> list[Any]:
@@ -317,8 +331,6 @@ def run(env: BenchEnv, sizes: Sizes) -> BenchResult:
 # templates: /api/v2/r{k}/items/{id} (hot head of k, thousands of ids each), the literal
 # /api/v2/r{k}/items/me the document declares, /api/v2/r{k}/items/{id}/orders, and files.
 TEMPLATED_SQL = """
-INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code,
-                              request_body, request_body_encoding, response_body, response_body_encoding)
 SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:workspaces - 1) END) AS uuid),
        now() - random() * interval '7 days',
        (ARRAY['GET', 'GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'get', 'post'])
@@ -333,8 +345,8 @@ SELECT CAST(md5('bench-ws:' || CASE WHEN i % 10 = 0 THEN 0 ELSE 1 + i % (:worksp
                        || floor(random() * :ids)::int || '/orders'
            ELSE '/api/v2/r' || floor(random() ^ 2 * :paths)::int || '/items/' || floor(random() * :ids)::int
        END,
-       200, '{"id": ' || i || '}', 'utf8',
-       '{"id": ' || i || ', "status": "ok", "extra": "' || md5(i::text) || '"}', 'utf8'
+       200, '{"id": ' || i || '}',
+       '{"id": ' || i || ', "status": "ok", "extra": "' || md5(i::text) || '"}'
 FROM generate_series(1, :rows) AS i
 """
 
@@ -397,12 +409,11 @@ def generate_templated(env: BenchEnv, sizes: Sizes) -> float:
 
 
 def _fill_templated(connection: Any, sizes: Sizes) -> None:
-    connection.run("TRUNCATE runtime_captures RESTART IDENTITY")
-    for index in (INDEX_NAME, RECENT_INDEX):
-        connection.run(f"DROP INDEX IF EXISTS {index}")
+    _prepare_bulk_load(connection, sizes)
     connection.run("SELECT setseed(0.25)")
     ids = TEMPLATE_HOT_PATHS if not sizes.smoke else 50
-    connection.run(
+    add_captures_bulk(
+        connection,
         TEMPLATED_SQL,
         rows=sizes.sampler_rows,
         workspaces=sizes.sampler_workspaces,

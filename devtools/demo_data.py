@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from devtools.seed import add_capture, set_org_setting
+from devtools.seed import add_capture, make_tenant, set_org_setting
 from service.drift.byok import encrypt_api_key
 
 DEMO_TOKEN = "local-demo-token"
@@ -170,17 +170,14 @@ def load_demo_data(db: Any, *, byok_passphrase: str, llm: DemoLlm | None) -> Non
     workspace_ids = [ws for _, ws, _, _ in orgs]
     org_ids = [org for org, _, _, _ in orgs]
     db.run("DELETE FROM runtime_captures WHERE workspace_id = ANY(CAST(:ids AS uuid[]))", ids=workspace_ids)
+    db.run("DELETE FROM hosted_mocks WHERE org_id = ANY(CAST(:ids AS uuid[]))", ids=org_ids)
     db.run("DELETE FROM org_settings WHERE org_id = ANY(CAST(:ids AS uuid[]))", ids=org_ids)
     db.run("DELETE FROM workspaces WHERE org_id = ANY(CAST(:ids AS uuid[]))", ids=org_ids)
-    db.run("DELETE FROM organizations WHERE id = ANY(CAST(:ids AS uuid[]))", ids=org_ids)
+    db.run("DELETE FROM usage_counters WHERE org_id = ANY(CAST(:ids AS uuid[]))", ids=org_ids)
+    owners = db.run("DELETE FROM organizations WHERE id = ANY(CAST(:ids AS uuid[])) RETURNING owner_id", ids=org_ids)
+    db.run("DELETE FROM users WHERE id = ANY(CAST(:ids AS uuid[]))", ids=[row[0] for row in owners])
     for org_id, workspace_id, name, plan in orgs:
-        db.run(
-            "INSERT INTO organizations (id, name, plan, limits_json) VALUES (:id, :name, :plan, CAST('{}' AS jsonb))",
-            id=org_id,
-            name=name,
-            plan=plan,
-        )
-        db.run("INSERT INTO workspaces (id, org_id) VALUES (:id, :org)", id=workspace_id, org=org_id)
+        make_tenant(db, plan, org_id=org_id, workspace_id=workspace_id, name=name)
         for method, path, status, request_body, response_body, minutes_ago in DEMO_CAPTURES:
             add_capture(
                 db,

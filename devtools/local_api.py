@@ -1,10 +1,11 @@
 """``make run``: both functions behind a local twin of API Gateway HTTP API, on embedded stand-ins.
 
-What runs: an embedded PostgreSQL (schema + :mod:`devtools.demo_data`), a moto server for
-Secrets Manager reached through ``AWS_ENDPOINT_URL`` (the code path used in AWS), and an HTTP
-server on 127.0.0.1 that turns each request into a payload format 2.0 event, calls the
-function's handler with a :class:`~devtools.lambda_context.LocalLambdaContext` whose deadline is
-the function's ``Timeout`` from ``template.yaml``, and turns the reply back into HTTP.
+What runs: an embedded PostgreSQL (the registry's stand-in tables, the service's migrations,
+:mod:`devtools.demo_data`), a moto server for Secrets Manager reached through ``AWS_ENDPOINT_URL``
+(the code path used in AWS), and an HTTP server on 127.0.0.1 that turns each request into a
+payload format 2.0 event, calls the function's handler with a
+:class:`~devtools.lambda_context.LocalLambdaContext` whose deadline is the function's ``Timeout``
+from ``template.yaml``, and turns the reply back into HTTP.
 
 The pieces compose: :func:`prepare_stack` configures an already-running Postgres and moto
 (the tests pass their session fixtures), :func:`serve` serves whatever stack is installed, and
@@ -51,7 +52,7 @@ from devtools.aws import (
 from devtools.events import http_event
 from devtools.handlers import ROOT, FunctionSpec, function_specs, handler_of
 from devtools.lambda_context import LocalLambdaContext
-from devtools.postgres import start_postgres
+from devtools.postgres import EmbeddedPostgres, start_postgres
 
 DEFAULT_PORT = 3000
 TOKEN_SECRET = "local/internal-token"
@@ -136,16 +137,18 @@ def apply_environment(env: Mapping[str, str]) -> None:
 
 
 def prepare_stack(
-    database_url: str,
+    postgres: EmbeddedPostgres,
     aws_endpoint: str,
     *,
     token: str | None = None,
     llm: demo_data.DemoLlm | None = None,
     traverse_enabled: bool = True,
 ) -> LocalStack:
-    """Secrets in moto, demo rows in Postgres, and the environment to run the functions with."""
-    from service.db import parse_database_url
+    """Secrets in moto, demo rows in Postgres, and the environment to run the functions with.
 
+    The demo rows are written as the registry owner (they are the registry's rows); the functions
+    log in as their own least-privilege role (``postgres.url``).
+    """
     use_local_aws(aws_endpoint)
     token = token or secrets.token_urlsafe(24)
     passphrase = secrets.token_urlsafe(24)
@@ -155,13 +158,13 @@ def prepare_stack(
     # The template's IdempotencyTable, empty: fresh demo data must not replay older replies.
     clear_idempotency_table(IDEMPOTENCY_TABLE, aws_endpoint)
     put_demo_spec(aws_endpoint)
-    connection = parse_database_url(database_url).connect()
+    connection = postgres.connect()
     try:
         demo_data.load_demo_data(connection, byok_passphrase=passphrase, llm=llm)
     finally:
         connection.close()
-    env = function_environment(database_url, aws_endpoint, llm, traverse_enabled=traverse_enabled)
-    return LocalStack(database_url, aws_endpoint, token, env, llm, traverse_enabled)
+    env = function_environment(postgres.url, aws_endpoint, llm, traverse_enabled=traverse_enabled)
+    return LocalStack(postgres.url, aws_endpoint, token, env, llm, traverse_enabled)
 
 
 def put_demo_spec(aws_endpoint: str) -> str:
@@ -185,7 +188,7 @@ def running_stack(
     moto = None
     try:
         moto, endpoint = start_moto()
-        stack = prepare_stack(postgres.url, endpoint, token=token, llm=llm, traverse_enabled=traverse_enabled)
+        stack = prepare_stack(postgres, endpoint, token=token, llm=llm, traverse_enabled=traverse_enabled)
         apply_environment(stack.env)
         yield stack
     finally:

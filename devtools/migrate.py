@@ -179,12 +179,22 @@ def run_sql_file(name: str) -> None:
 def sql_statements(text: str) -> list[str]:
     """The statements of a plain SQL file, one by one (comments dropped).
 
-    For the non-transactional files only, whose statements hold no ``;`` of their own:
+    For the non-transactional files only, whose statements hold no ``;`` and no ``--`` of their
+    own (a function body or a string literal would be cut):
     PostgreSQL runs a multi-statement string as one transaction block, which ``CONCURRENTLY``
     refuses.
     """
     without_comments = re.sub(r"--[^\n]*", "", text)
     return [statement.strip() for statement in without_comments.split(";") if statement.strip()]
+
+
+SAMPLER_INDEXES_SQL = "0003_sampler_indexes.sql"
+
+
+def sampler_index_statements() -> list[str]:
+    """The sampler-index builds of revision 0003, one statement each (the benchmarks rebuild the
+    indexes with them after a bulk load, exactly as the migration builds them)."""
+    return sql_statements((SQL_DIR / SAMPLER_INDEXES_SQL).read_text())
 
 
 def drop_invalid_indexes(names: tuple[str, ...], schema: str = "public") -> None:

@@ -1,7 +1,10 @@
 """Shared fixtures: a real PostgreSQL, Secrets Manager on a moto server, an HTTP LLM.
 
 All three are started once per test session by the test run itself; each test gets empty
-tables, fresh secrets and an unscripted LLM.
+tables, fresh secrets and an unscripted LLM. The database is set up as next to the registry
+(devtools/postgres.py): the registry's stand-in tables owned by a registry owner role, the
+service's migrations applied, and the service logging in as a NOSUPERUSER NOBYPASSRLS role that
+holds only ``contract_drift_app``, so a privilege the migrations forgot fails a test.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from devtools.aws import (
 from devtools.fake_llm import FakeLlmServer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
-from service.db import database
+from service.db import database, parse_database_url
 from service.drift.spec_source import clear_s3_cache
 from service.secrets import token_verifier
 
@@ -64,8 +67,21 @@ def llm_server() -> Iterator[FakeLlmServer]:
 
 @pytest.fixture(scope="session")
 def admin_db(postgres: EmbeddedPostgres) -> Iterator[Any]:
-    """A connection of the tests' own, to arrange data and check what the service wrote."""
+    """A connection of the tests' own, to arrange data and check what the service wrote.
+
+    It logs in as the registry's owner role (not a superuser): rows are written as the registry
+    writes them, and ``audit_logs`` shows only the org set in ``app.current_org_id``.
+    """
     connection = postgres.connect()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def superuser_db(postgres: EmbeddedPostgres) -> Iterator[Any]:
+    """A superuser connection, only for what an operator does to the server itself: terminating
+    the service's sessions (the registry owner may not signal another role's backend)."""
+    connection = parse_database_url(postgres.superuser_url).connect()
     yield connection
     connection.close()
 

@@ -7,4 +7,5 @@ down_revision = ${repr(down_revision)}
 
 
 def upgrade() -> None:
-    run_sql_file("${up_revision}_.sql")
+    # The revision's SQL: db/migrations/sql/<revision>_<name>.sql (see db/migrations/README.md).
+    run_sql_file("${up_revision}_${message.lower().replace(' ', '_')}.sql")

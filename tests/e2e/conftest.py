@@ -34,7 +34,7 @@ def make_stack(
         truncate_app_tables(admin_db)
         llm_server.reset()
         target = DemoLlm(llm_server.base_url, "openai", "gpt-4o-mini", "sk-local-test") if llm else None
-        stack = prepare_stack(postgres.url, aws_endpoint, token=token, llm=target, traverse_enabled=traverse_enabled)
+        stack = prepare_stack(postgres, aws_endpoint, token=token, llm=target, traverse_enabled=traverse_enabled)
         for name, value in stack.env.items():
             monkeypatch.setenv(name, value)
         if target is None:

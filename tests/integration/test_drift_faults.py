@@ -11,6 +11,7 @@ import pytest
 
 from devtools.aws import put_secret
 from devtools.fake_llm import Step
+from devtools.postgres import FUNCTIONS_ROLE
 from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
 from service.db import database
 from service.errors import (
@@ -163,11 +164,10 @@ def test_a_retried_invocation_is_charged_once(pro_tenant, admin_db, idempotency_
     assert tokens_used(admin_db, pro_tenant.org_id) == first["tokens_used"]
 
 
-def test_connection_killed_between_warm_invokes_is_replaced(pro_tenant, admin_db):
+def test_connection_killed_between_warm_invokes_is_replaced(pro_tenant, superuser_db):
     assert call_http(score_body(pro_tenant, [("GET", "/a")]))[0] == 200
-    killed = admin_db.run(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE application_name = 'contract-drift-service' AND pid <> pg_backend_pid()"
+    killed = superuser_db.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role", role=FUNCTIONS_ROLE
     )
     assert killed and all(row[0] for row in killed)
     status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
@@ -220,7 +220,7 @@ def test_rotated_token_works_without_a_cold_start(service_env, aws_endpoint, adm
 
 
 def reservations(admin_db) -> int:
-    return int(admin_db.run("SELECT count(*) FROM usage_reservations")[0][0])
+    return int(admin_db.run("SELECT count(*) FROM contract_drift.usage_reservations")[0][0])
 
 
 def test_failed_call_gives_its_quota_reservation_back(pro_tenant, admin_db, llm_server):
@@ -235,7 +235,7 @@ def test_calls_in_flight_count_against_the_quota_until_they_expire(service_env, 
     tenant = make_tenant(admin_db, "pro", limits={"ai_tokens_per_month": 5_000})
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
     admin_db.run(
-        "INSERT INTO usage_reservations (request_id, org_id, period_start, tokens, expires_at)"
+        "INSERT INTO contract_drift.usage_reservations (request_id, org_id, period_start, tokens, expires_at)"
         " VALUES ('in-flight', :org, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 5000,"
         " now() + interval '1 minute')",
         org=tenant.org_id,
@@ -243,7 +243,7 @@ def test_calls_in_flight_count_against_the_quota_until_they_expire(service_env, 
     status, body = call_http(score_body(tenant, [("GET", "/a")]))
     assert (status, body["error_code"], body["details"]["in_flight"]) == (403, "RESOURCE_LIMIT_EXCEEDED", True)
     # A reservation left by a crashed invocation stops counting once it expires.
-    admin_db.run("UPDATE usage_reservations SET expires_at = now() - interval '1 second'")
+    admin_db.run("UPDATE contract_drift.usage_reservations SET expires_at = now() - interval '1 second'")
     assert call_http(score_body(tenant, [("GET", "/a")]))[0] == 200
 
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from devtools.postgres import CountingDatabase
-from devtools.seed import add_capture, make_tenant, set_org_setting, tokens_used
+from devtools.seed import (
+    add_capture,
+    add_deployment,
+    current_period_start,
+    make_tenant,
+    set_org_setting,
+    set_tokens_used,
+    tokens_used,
+)
 from service.db import Database
 from service.drift.models import Endpoint
 from service.drift.repository import DriftRepository
@@ -148,11 +157,7 @@ def test_free_plan_without_byok_is_403_after_sampling(service_env, admin_db, llm
 def test_platform_quota_reached_is_403_and_overrides_apply(service_env, admin_db, llm_server):
     tenant = make_tenant(admin_db, "team", limits={"ai_tokens_per_month": 50})
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
-    admin_db.run(
-        "INSERT INTO usage_counters (org_id, period_start, ai_tokens_used)"
-        " VALUES (:org, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 50)",
-        org=tenant.org_id,
-    )
+    set_tokens_used(admin_db, tenant.org_id, 50)
     status, body = call_http(score_body(tenant, [("GET", "/a")]))
     assert (status, body["error_code"], body["details"]["reason"]) == (
         403,
@@ -168,11 +173,8 @@ def test_platform_quota_reached_is_403_and_overrides_apply(service_env, admin_db
 def test_last_month_usage_does_not_count(service_env, admin_db):
     tenant = make_tenant(admin_db, "pro", limits={"ai_tokens_per_month": 10})
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
-    admin_db.run(
-        "INSERT INTO usage_counters (org_id, period_start, ai_tokens_used)"
-        " VALUES (:org, (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month')::date, 999)",
-        org=tenant.org_id,
-    )
+    last_month = (current_period_start() - timedelta(days=1)).replace(day=1)
+    set_tokens_used(admin_db, tenant.org_id, 999, last_month)
     assert call_http(score_body(tenant, [("GET", "/a")]))[0] == 200
 
 
@@ -243,6 +245,20 @@ def test_sampling_rules_reach_the_prompt(service_env, admin_db, llm_server):
     assert prompt.index("resp-1") < prompt.index("resp-2") < prompt.index("resp-4")
     assert "other-path-case" not in prompt and "other-tenant" not in prompt
     assert '{"decoded": "yes"}' in prompt
+
+
+@pytest.mark.parametrize("path", ["/orders/7", "/orders/{id}"], ids=["literal", "templated"])
+def test_recorded_status_reaches_the_prompt_and_workspaceless_captures_do_not(service_env, admin_db, llm_server, path):
+    """The recorder leaves status_code NULL for HTTP and writes response_status_code (DESIGN
+    §10.3.1); a capture with no workspace belongs to none, even under the org's own deployment."""
+    tenant = make_tenant(admin_db, "pro")
+    add_capture(admin_db, tenant.workspace_id, "GET", "/orders/7", status=409, response_body="mine")
+    stray = add_deployment(admin_db, tenant.org_id)
+    add_capture(admin_db, None, "GET", "/orders/7", status=500, response_body="no-workspace", deployment_id=stray)
+    assert call_http(score_body(tenant, [("GET", path)]))[0] == 200
+    prompt = llm_server.requests[0].user_prompt
+    assert "status 409" in prompt and "status None" not in prompt
+    assert "mine" in prompt and "no-workspace" not in prompt
 
 
 def test_only_the_first_25_distinct_endpoints_are_considered(service_env, admin_db, llm_server):

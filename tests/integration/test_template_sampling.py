@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.postgres import CountingDatabase
-from devtools.seed import add_capture, make_tenant
+from devtools.seed import add_capture, add_captures_bulk, make_tenant
 from service.db import Database
 from service.drift.models import Endpoint
 from service.drift.paths import owner_of, shape_of
@@ -18,9 +18,10 @@ from service.drift.repository import SAMPLES_SQL, DriftRepository, samples_param
 
 def insert_paths(db: Any, workspace_id: uuid.UUID, method: str, paths: list[str]) -> None:
     """One capture per path, the first newest (one minute apart), bodies naming the path's index."""
-    db.run(
-        """INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code, response_body)
-           SELECT :ws, now() - make_interval(mins => n::int), :method, p, 200, 'capture-' || n
+    add_captures_bulk(
+        db,
+        """SELECT CAST(:ws AS uuid), now() - make_interval(mins => n::int), CAST(:method AS text), p, 200, NULL,
+                  'capture-' || n
            FROM unnest(CAST(:paths AS text[])) WITH ORDINALITY AS x(p, n)""",
         ws=workspace_id,
         method=method,
@@ -113,11 +114,11 @@ def test_literal_endpoints_keep_exact_matching(service_env, admin_db):
 
 def test_one_statement_and_index_scans_only(service_env, admin_db):
     tenant, busy = make_tenant(admin_db), make_tenant(admin_db)
-    admin_db.run(
-        """INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code)
-           SELECT CASE WHEN i % 5 = 0 THEN CAST(:ws AS uuid) ELSE CAST(:busy AS uuid) END,
+    add_captures_bulk(
+        admin_db,
+        """SELECT CASE WHEN i % 5 = 0 THEN CAST(:ws AS uuid) ELSE CAST(:busy AS uuid) END,
                   now() - i * interval '10 seconds',
-                  (ARRAY['GET', 'POST', 'get'])[1 + i % 3], '/r' || i % 50 || '/items/' || i, 200
+                  (ARRAY['GET', 'POST', 'get'])[1 + i % 3], '/r' || i % 50 || '/items/' || i, 200, NULL, NULL
            FROM generate_series(1, 30000) AS i""",
         ws=tenant.workspace_id,
         busy=busy.workspace_id,

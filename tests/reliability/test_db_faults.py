@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from devtools.fake_llm import Step
+from devtools.postgres import FUNCTIONS_ROLE
 from devtools.seed import Tenant, add_capture, add_edge, add_node, make_tenant, tokens_used
 from service.config import get_settings
 from service.db import database
@@ -27,10 +28,8 @@ from tests.reliability.conftest import APPS, call_route, context, drift_body, ha
 # Each test repeats one request on purpose: see the fixture.
 pytestmark = pytest.mark.usefixtures("idempotency_off")
 
-KILL_SQL = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-    " WHERE application_name = 'contract-drift-service' AND pid <> pg_backend_pid()"
-)
+# The service's sessions: those of the functions' login role (the tests' own log in as others).
+KILL_SQL = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{FUNCTIONS_ROLE}'"
 WARM_ROUNDS = 10
 
 
@@ -47,13 +46,13 @@ def stocked(traverse_on: dict[str, str], admin_db: Any) -> tuple[Tenant, str]:
     return tenant, str(a)
 
 
-def test_connection_killed_between_every_warm_invoke_of_both_functions(stocked, admin_db, figures):
+def test_connection_killed_between_every_warm_invoke_of_both_functions(stocked, admin_db, superuser_db, figures):
     """Both functions share the warm process' connection; it is killed before every call."""
     tenant, start = stocked
     assert _status(call_route("traverse", {"text": start})) == 200
     killed = survived = 0
     for round_ in range(WARM_ROUNDS):
-        killed += sum(1 for row in admin_db.run(KILL_SQL) if row[0])
+        killed += sum(1 for row in superuser_db.run(KILL_SQL) if row[0])
         if round_ % 2:
             reply = call_route("traverse", {"text": start, "max_hops": 2})
             ok = _status(reply) == 200 and '"hops_executed":2' in reply["body"]
@@ -67,11 +66,11 @@ def test_connection_killed_between_every_warm_invoke_of_both_functions(stocked, 
     assert tokens_used(admin_db, tenant.org_id) > 0
 
 
-def test_traverse_connection_killed_then_direct_invoke_succeeds(stocked, admin_db):
+def test_traverse_connection_killed_then_direct_invoke_succeeds(stocked, superuser_db):
     _, start = stocked
     app = APPS["traverse"][0]
     assert app.lambda_handler({"text": start}, context("TraverseAnswerFunction"))["hops_executed"] >= 1
-    assert any(row[0] for row in admin_db.run(KILL_SQL))
+    assert any(row[0] for row in superuser_db.run(KILL_SQL))
     reply = app.lambda_handler({"text": start}, context("TraverseAnswerFunction"))
     assert reply["hops_executed"] == 2
 
@@ -168,7 +167,7 @@ def test_hung_database_does_not_hold_traverse_past_its_wall(traverse_on, monkeyp
 
 
 def test_database_lost_while_the_llm_answers_charges_nothing_and_says_so(
-    stocked, admin_db, llm_server, monkeypatch, figures
+    stocked, admin_db, superuser_db, llm_server, monkeypatch, figures
 ):
     """The LLM completes, then metering cannot reach Postgres: 500 DATABASE_ERROR, and no partial charge.
 
@@ -186,7 +185,7 @@ def test_database_lost_while_the_llm_answers_charges_nothing_and_says_so(
         time.sleep(0.2)
         monkeypatch.setenv("DATABASE_URL", closed)
         get_settings.cache_clear()
-        admin_db.run(KILL_SQL)
+        superuser_db.run(KILL_SQL)
 
     cutter = threading.Thread(target=cut_database)
     cutter.start()

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from devtools.seed import make_tenant
+from devtools.seed import add_captures_bulk, make_tenant
 from service.db import Database
 from service.drift.models import Endpoint
 from service.drift.paths import Template, plan_endpoints, shape_of
@@ -43,9 +43,9 @@ class Reference:
 
 
 def insert_paths(db: Any, workspace_id: uuid.UUID, paths: list[str]) -> None:
-    db.run(
-        """INSERT INTO runtime_captures (workspace_id, occurred_at, method, path, status_code, response_body)
-           SELECT :ws, now() - make_interval(secs => n::int), 'GET', p, 200, 'capture-' || n
+    add_captures_bulk(
+        db,
+        """SELECT CAST(:ws AS uuid), now() - make_interval(secs => n::int), 'GET', p, 200, NULL, 'capture-' || n
            FROM unnest(CAST(:paths AS text[])) WITH ORDINALITY AS x(p, n)""",
         ws=workspace_id,
         paths=paths,

@@ -28,7 +28,7 @@ MAX_ATTEMPTS = 100
 
 
 def _ledger_charges(db: Any, tenant: Tenant) -> int:
-    rows = db.run("SELECT count(*) FROM usage_ledger WHERE org_id = :org", org=tenant.org_id)
+    rows = db.run("SELECT count(*) FROM contract_drift.usage_ledger WHERE org_id = :org", org=tenant.org_id)
     return int(rows[0][0])
 
 

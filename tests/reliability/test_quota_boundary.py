@@ -13,13 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from devtools.fake_llm import Step
-from devtools.seed import Tenant, add_capture, make_tenant, tokens_used
+from devtools.seed import Tenant, add_capture, make_tenant, set_tokens_used, tokens_used
 from service.drift import scorer as scorer_module
 from service.drift.prompt import PROMPT_CEILING_CHARS
 from service.errors import ResourceLimitExceeded
@@ -31,16 +30,6 @@ pytestmark = pytest.mark.usefixtures("idempotency_off")
 
 CALLS = 20
 LIMIT = 10_000
-
-
-def _set_usage(db: Any, tenant: Tenant, used: int) -> None:
-    period = datetime.now(UTC).date().replace(day=1)
-    db.run(
-        "INSERT INTO usage_counters (org_id, period_start, ai_tokens_used) VALUES (:org, :period, :used)",
-        org=tenant.org_id,
-        period=period,
-        used=used,
-    )
 
 
 def _burst(tenant: Tenant, calls: int) -> tuple[list[dict[str, Any]], int]:
@@ -95,8 +84,7 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(
     probe = APPS["drift"][0].lambda_handler(drift_body(tenant), context("ContractDriftFunction"))
     per_call = int(probe["tokens_used"])
     headroom = 1
-    admin_db.run("DELETE FROM usage_counters WHERE org_id = :org", org=tenant.org_id)
-    _set_usage(admin_db, tenant, LIMIT - headroom)  # one token below the limit
+    set_tokens_used(admin_db, tenant.org_id, LIMIT - headroom)  # one token below the limit
     llm_server.reset()
     llm_server.enqueue(*[Step(delay_s=llm_delay_s) for _ in range(CALLS)])
     usage_seen.clear()
@@ -136,7 +124,9 @@ def test_quota_overshoot_under_a_concurrent_burst_is_bounded(
     assert overshoot == per_call - headroom <= bound
     assert overshoot < worst_case_per_call
     assert all(used < LIMIT for used in usage_seen)  # nobody was let in at or over the limit
-    count = admin_db.run("SELECT count(*) FROM usage_reservations WHERE org_id = :org", org=tenant.org_id)
+    count = admin_db.run(
+        "SELECT count(*) FROM contract_drift.usage_reservations WHERE org_id = :org", org=tenant.org_id
+    )
     assert count[0][0] == 0  # every reservation was settled or released
     # once the burst is metered, the org is over its limit and the next call is refused
     with pytest.raises(ResourceLimitExceeded):

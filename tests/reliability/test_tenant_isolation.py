@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.postgres import truncate_app_tables
-from devtools.seed import Tenant, add_capture, add_edge, add_node, make_tenant
+from devtools.seed import Tenant, add_capture, add_edge, add_node, add_workspace, make_tenant
 from service.errors import InvalidRequest
 from tests.reliability.conftest import APPS, call_route, context
 from tests.reliability.prompt_support import split_prompt
@@ -50,9 +50,7 @@ def _build(db: Any, layout: list[list[list[tuple[int, float]]]]) -> list[Tenant]
     for workspaces in layout:
         first = make_tenant(db, "team")
         for index, captures in enumerate(workspaces):
-            workspace_id = first.workspace_id if index == 0 else uuid.uuid4()
-            if index:
-                db.run("INSERT INTO workspaces (id, org_id) VALUES (:id, :org)", id=workspace_id, org=first.org_id)
+            workspace_id = first.workspace_id if index == 0 else add_workspace(db, first.org_id, first.owner_id)
             for endpoint, minutes_ago in captures:
                 method, path = ENDPOINTS[endpoint]
                 add_capture(
@@ -64,7 +62,7 @@ def _build(db: Any, layout: list[list[list[tuple[int, float]]]]) -> list[Tenant]
                     request_body=f"[ws:{workspace_id}]",
                     response_body=f'{{"owner": "[ws:{workspace_id}]"}}',
                 )
-            tenants.append(Tenant(first.org_id, workspace_id))
+            tenants.append(Tenant(first.org_id, workspace_id, first.owner_id))
     return tenants
 
 

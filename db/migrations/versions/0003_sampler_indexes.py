@@ -2,12 +2,11 @@
 
 from alembic import op
 
-from devtools.migrate import SQL_DIR, drop_invalid_indexes, outside_transaction, sql_statements
+from devtools.migrate import drop_invalid_indexes, outside_transaction, sampler_index_statements
 
 revision = "0003"
 down_revision = "0002"
 
-SQL_FILE = "0003_sampler_indexes.sql"
 INDEXES = ("runtime_captures_path_idx", "runtime_captures_recent_idx")
 
 
@@ -16,5 +15,5 @@ def upgrade() -> None:
         # A build that failed (cancelled, lock conflict, duplicate...) left an INVALID index that
         # CREATE ... IF NOT EXISTS would keep as it is: drop it, then build again.
         drop_invalid_indexes(INDEXES)
-        for statement in sql_statements((SQL_DIR / SQL_FILE).read_text()):
+        for statement in sampler_index_statements():  # db/migrations/sql/0003_sampler_indexes.sql
             op.get_bind().exec_driver_sql(statement)

@@ -38,6 +38,9 @@ STATEMENT_GRACE_SECONDS = 0.1
 # SQLSTATEs that mean "this session is gone": admin shutdown/termination, crash, connection failures.
 CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
 QUERY_CANCELED = "57014"
+# undefined_table, invalid_schema_name: the service's own objects are missing (DESIGN §10.2).
+MISSING_OBJECT_STATES = frozenset({"42P01", "3F000"})
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class StatementTimeout(DatabaseError):
@@ -172,6 +175,22 @@ def parse_timestamptz(text: str) -> datetime:
 def _sqlstate(exc: PgDatabaseError) -> str:
     detail = exc.args[0] if exc.args else None
     return str(detail.get("C", "")) if isinstance(detail, dict) else ""
+
+
+def _failure_message(sqlstate: str | None) -> str:
+    """What an operator can do about a failed statement, when its SQLSTATE tells.
+
+    A missing table or schema means the service's migrations were not applied; a refused
+    privilege means they were, but the functions' login role was not granted their role.
+    """
+    if sqlstate in MISSING_OBJECT_STATES:
+        return "Database query failed: the service's tables are missing; run `make migrate` on this database"
+    if sqlstate == INSUFFICIENT_PRIVILEGE:
+        return (
+            "Database query failed: permission denied; grant contract_drift_app to the functions' "
+            "login role (and run `make migrate` if the role does not exist)"
+        )
+    return "Database query failed"
 
 
 def _is_connection_lost(exc: Exception) -> bool:
@@ -351,7 +370,7 @@ class Database:
                     continue
                 state = _sqlstate(exc) if isinstance(exc, PgDatabaseError) else None
                 logger.error("Database query failed", extra={"error": str(exc), "sqlstate": state})
-                raise DatabaseError("Database query failed") from None
+                raise DatabaseError(_failure_message(state)) from None
         raise DatabaseError("Database query failed")  # pragma: no cover - loop always returns or raises
 
 

@@ -47,12 +47,15 @@ WHERE o.id = :org_id
 # - template, hot, or no usable prefix: runtime_captures_recent_idx newest first, the pattern
 #   as a filter, stopping after :per_endpoint matches.
 # Branches read ids from the indexes only; the bodies of the winners are fetched by primary key.
+# The status is response_status_code, where the recorder writes it for HTTP captures (leaving
+# status_code NULL), else status_code (DESIGN §10.3.1). A capture whose workspace_id is NULL
+# matches no workspace (`=` is never true for NULL).
 # Templates skip the paths of literal candidates (`excluded`, a hashed NOT IN built once).
 SAMPLES_SQL = """
 WITH excluded AS MATERIALIZED (
     SELECT * FROM unnest(CAST(:excluded_methods AS text[]), CAST(:excluded_paths AS text[])) AS x(method, path)
 )
-SELECT w.ord, rc.status_code, rc.occurred_at,
+SELECT w.ord, coalesce(rc.response_status_code, rc.status_code), rc.occurred_at,
        left(rc.request_body, :body_prefix), length(rc.request_body), rc.request_body_encoding,
        left(rc.response_body, :body_prefix), length(rc.response_body), rc.response_body_encoding
 FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[]), CAST(:kinds AS text[]),
@@ -101,12 +104,13 @@ ORDER BY w.ord, s.occurred_at DESC, s.id DESC
 
 # When every endpoint is literal: today's statement, unchanged (one LATERAL index walk each).
 LITERAL_SAMPLES_SQL = """
-SELECT w.ord, c.status_code, c.occurred_at,
+SELECT w.ord, c.status, c.occurred_at,
        left(c.request_body, :body_prefix), length(c.request_body), c.request_body_encoding,
        left(c.response_body, :body_prefix), length(c.response_body), c.response_body_encoding
 FROM unnest(CAST(:methods AS text[]), CAST(:paths AS text[])) WITH ORDINALITY AS w(method, path, ord)
 CROSS JOIN LATERAL (
-    SELECT rc.status_code, rc.occurred_at, rc.request_body, rc.request_body_encoding,
+    SELECT coalesce(rc.response_status_code, rc.status_code) AS status, rc.occurred_at,
+           rc.request_body, rc.request_body_encoding,
            rc.response_body, rc.response_body_encoding
     FROM runtime_captures rc
     WHERE rc.workspace_id = :workspace_id
@@ -134,11 +138,11 @@ BODY_PREFIX_CHARS = 32_768
 # Run under the org's advisory lock: admitted (a row returned) only while the month's usage plus
 # the other live reservations stays below the limit. Re-reserving the same request id replaces it.
 RESERVE_SQL = """
-INSERT INTO usage_reservations (request_id, org_id, period_start, tokens, expires_at)
+INSERT INTO contract_drift.usage_reservations (request_id, org_id, period_start, tokens, expires_at)
 SELECT :request_id, :org_id, :period_start, :tokens, now() + make_interval(secs => :ttl_seconds)
 WHERE COALESCE((SELECT u.ai_tokens_used FROM usage_counters u
                 WHERE u.org_id = :org_id AND u.period_start = :period_start), 0)
-    + COALESCE((SELECT sum(r.tokens) FROM usage_reservations r
+    + COALESCE((SELECT sum(r.tokens) FROM contract_drift.usage_reservations r
                 WHERE r.org_id = :org_id AND r.period_start = :period_start
                   AND r.expires_at > now() AND r.request_id <> :request_id), 0)
     < :limit
@@ -146,21 +150,23 @@ ON CONFLICT (request_id) DO UPDATE SET tokens = EXCLUDED.tokens, expires_at = EX
 RETURNING tokens
 """
 
-RELEASE_SQL = "DELETE FROM usage_reservations WHERE request_id = :request_id"
+RELEASE_SQL = "DELETE FROM contract_drift.usage_reservations WHERE request_id = :request_id"
 
 # Idempotent per request id: a retried statement (or a retried invocation) charges once. The
 # call's reservation (if any) goes in the same statement, so usage never counts a call twice.
+# The registry's usage_counters gives id and updated_at no default on insert (its trigger keeps
+# updated_at on update), so the month's first row is written with both.
 METER_SQL = """
 WITH released AS (
-    DELETE FROM usage_reservations WHERE request_id = :request_id
+    DELETE FROM contract_drift.usage_reservations WHERE request_id = :request_id
 ), charged AS (
-    INSERT INTO usage_ledger (request_id, org_id, period_start, tokens)
+    INSERT INTO contract_drift.usage_ledger (request_id, org_id, period_start, tokens)
     VALUES (:request_id, :org_id, :period_start, :tokens)
     ON CONFLICT (request_id) DO NOTHING
     RETURNING org_id, period_start, tokens
 )
-INSERT INTO usage_counters (org_id, period_start, ai_tokens_used)
-SELECT org_id, period_start, tokens FROM charged
+INSERT INTO usage_counters (id, org_id, period_start, ai_tokens_used, updated_at)
+SELECT gen_random_uuid(), org_id, period_start, tokens, now() FROM charged
 ON CONFLICT (org_id, period_start)
 DO UPDATE SET ai_tokens_used = usage_counters.ai_tokens_used + EXCLUDED.ai_tokens_used
 """
