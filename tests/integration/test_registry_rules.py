@@ -207,6 +207,9 @@ def test_claude_and_anthropic_speak_the_anthropic_wire(provider: str, service_en
     assert sent.path == "/v1/messages"
     assert sent.headers["x-api-key"] == "sk-ant-own" and "authorization" not in sent.headers
     assert sent.body["model"] == "claude-3-5-haiku-latest"
+    # Anthropic's input/output tokens are the audit row's prompt/completion tokens
+    [row] = read_chain(admin_db, tenant.org_id)
+    assert row["metadata"] == expected_metadata("byok", fake_llm_usage(llm_server))
 
 
 def undecryptable_keys(llm_url: str) -> dict[str, dict[str, Any]]:
