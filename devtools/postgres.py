@@ -75,10 +75,6 @@ class EmbeddedPostgres:
         """A connection as the registry owner: to arrange rows and check what the service wrote."""
         return parse_database_url(self.owner_url).connect()
 
-    def connect_as_functions(self) -> Any:
-        """A connection with exactly the functions' privileges."""
-        return parse_database_url(self.url).connect()
-
     def stop(self) -> None:
         self.server.cleanup()
 
