@@ -22,6 +22,16 @@ REQUEST_HEADERS = {"content-type": "application/json", "user-agent": "mockforge-
 RESPONSE_HEADERS = {"content-type": "application/json"}
 
 
+# What the registry writes into limits_json when an organization's plan changes. The service has
+# no per-plan default of its own (DESIGN §10.3.3: an absent limit is 0), so fixtures carry these.
+PLAN_TOKENS_PER_MONTH = {"free": 0, "pro": 100_000, "team": 1_000_000}
+
+
+def plan_limits(plan: str) -> dict[str, Any]:
+    """The ``limits_json`` the registry gives an organization on ``plan``."""
+    return {"ai_tokens_per_month": PLAN_TOKENS_PER_MONTH[plan]} if plan in PLAN_TOKENS_PER_MONTH else {}
+
+
 @dataclass
 class Tenant:
     org_id: uuid.UUID
@@ -47,7 +57,9 @@ def make_tenant(
 ) -> Tenant:
     """An organization (its owner a new user) with one workspace and its hosted-mock deployment.
 
-    Ids are new unless given (the demo's are fixed, so ``events/`` can name them).
+    ``limits_json`` is ``limits`` when given, else what the registry writes for ``plan``
+    (:func:`plan_limits`). Ids are new unless given (the demo's are fixed, so ``events/`` can
+    name them).
     """
     owner_id = add_user(db)
     org_id = org_id or uuid.uuid4()
@@ -59,7 +71,7 @@ def make_tenant(
         slug=f"org-{plan}-{org_id.hex[:12]}",
         owner=owner_id,
         plan=plan,
-        limits=json.dumps(limits or {}),
+        limits=json.dumps(plan_limits(plan) if limits is None else limits),
     )
     workspace_id = add_workspace(db, org_id, owner_id, workspace_id=workspace_id)
     return Tenant(org_id, workspace_id, owner_id)

@@ -84,11 +84,14 @@ def test_refused_request_is_not_retried(pro_tenant, llm_server):
         Step(body=b'{"unexpected": true}'),  # JSON, but not a completion
     ],
 )
-def test_unusable_replies_are_502_and_not_metered(pro_tenant, admin_db, llm_server, step):
+def test_unusable_replies_are_502_and_only_a_finished_completion_is_metered(pro_tenant, admin_db, llm_server, step):
+    """A completion without findings JSON still cost its tokens (DESIGN §10.3.6); a reply that is
+    not a completion at all (the fake reports no tokens for those) charges nothing."""
     llm_server.enqueue(step)
     status, body = call_http(score_body(pro_tenant, [("GET", "/a")]))
     assert (status, body["error_code"]) == (502, "UPSTREAM_ERROR")
-    assert tokens_used(admin_db, pro_tenant.org_id) == 0
+    assert tokens_used(admin_db, pro_tenant.org_id) == llm_server.completed_tokens
+    assert (llm_server.completed_tokens > 0) == (step.text is not None)
 
 
 def test_enormous_reply_is_refused(pro_tenant, admin_db, llm_server):

@@ -206,12 +206,14 @@ def test_byok_wins_on_any_plan_and_is_not_metered(service_env, admin_db, llm_ser
     assert tokens_used(admin_db, tenant.org_id) == 0
 
 
-def test_unusable_byok_falls_back_to_the_plan(service_env, admin_db, llm_server):
+def test_undecryptable_byok_is_a_500_not_the_platform_key(service_env, admin_db, llm_server):
+    """The registry answers 500 rather than bill the platform (DESIGN §10.3.4); more in test_registry_rules.py."""
     tenant = make_tenant(admin_db, "pro")
     add_capture(admin_db, tenant.workspace_id, "GET", "/a")
     set_org_setting(admin_db, tenant.org_id, "byok", {"provider": "openai", "api_key": "garbage", "enabled": True})
     status, body = call_http(score_body(tenant, [("GET", "/a")]))
-    assert (status, body["provider"]) == (200, "platform")
+    assert (status, body["error"]) == (500, "BYOK key could not be decrypted")
+    assert llm_server.requests == []
 
 
 def test_anthropic_platform_provider(service_env, admin_db, llm_server, monkeypatch):

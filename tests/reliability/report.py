@@ -317,6 +317,28 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "12. Audit hash chain under concurrency",
+        [
+            Section(
+                "audit_chain_burst",
+                "20 concurrent platform calls of one org",
+                "test_audit_chain_burst.py",
+                "A team org (unlimited), one endpoint with traffic, 20 direct invokes released together; each "
+                "call's audit append is held at a barrier until all 20 reach it, so the appends hit the database "
+                "together even when the calls drift apart on a busy machine. `empty`: the org has no audit row yet "
+                "(nothing for `FOR UPDATE` to lock, so the per-org transaction-scoped advisory lock alone "
+                "serializes the first appends); `registry-started`: three rows written first the registry's way "
+                "(head read with `FOR UPDATE`, hash computed in Python). `hashes_recomputed` rows were checked by "
+                "the test's own verifier (no service code): each `entry_hash` recomputed from the canonical form, "
+                "each `prev_hash` equal to the previous row's `entry_hash`; `forks` counts rows chaining to a "
+                "predecessor another row already chains to. Target: 20 new rows, 0 forks. The control rows are "
+                "the same bursts with only the advisory lock taken away: `FOR UPDATE` alone forks the chain too, "
+                "since a waiter released by the head's lock goes on with the head it found (READ COMMITTED), not "
+                "the row just added.",
+            ),
+        ],
+    ),
 ]
 
 FIXED = "fixed in 6ab9f7d: now a plain test"

@@ -12,20 +12,38 @@ from service.drift.repository import OrgContext
 from service.errors import ResourceLimitExceeded
 
 
-@pytest.mark.parametrize(("plan", "expected"), [("free", 0), ("pro", 100_000), ("team", 1_000_000)])
-def test_plan_defaults(plan: str, expected: int):
-    assert monthly_token_limit(plan, {}, None) == expected
+@pytest.mark.parametrize("plan", ["free", "pro", "team"])
+def test_no_plan_defaults_an_absent_limit_is_zero(plan: str):
+    """DESIGN §10.3.3: the registry writes the plan's limits into limits_json; we add none."""
+    assert monthly_token_limit({}, None) == 0
+    choice_org = org(plan)
+    if plan != "free":
+        with pytest.raises(ResourceLimitExceeded) as raised:
+            choose_provider(choice_org, Settings())
+        assert raised.value.details == {"reason": "quota_exhausted", "limit": 0, "used": 0}
 
 
 def test_limits_json_then_quota_setting_override():
-    assert monthly_token_limit("pro", {"ai_tokens_per_month": 500}, None) == 500
-    assert monthly_token_limit("pro", {"ai_tokens_per_month": 500}, {"ai_tokens_per_month": 42}) == 42
-    assert monthly_token_limit("pro", {"ai_tokens_per_month": 500}, {"other": 1}) == 500
+    assert monthly_token_limit({"ai_tokens_per_month": 500}, None) == 500
+    assert monthly_token_limit({"ai_tokens_per_month": 500}, {"ai_tokens_per_month": 42}) == 42
+    assert monthly_token_limit({"ai_tokens_per_month": 500}, {"other": 1}) == 500
+    assert monthly_token_limit({}, {"ai_tokens_per_month": 7}) == 7
 
 
-def test_non_integer_limits_are_ignored():
-    assert monthly_token_limit("pro", {"ai_tokens_per_month": "lots"}, {"ai_tokens_per_month": True}) == 100_000
-    assert monthly_token_limit("team", {"ai_tokens_per_month": 2000.0}, None) == 2000
+@pytest.mark.parametrize("value", [100000.0, 2000.0, "100000", "lots", True, False, None, [1], {"n": 1}, 1.5], ids=repr)
+def test_a_limit_that_is_not_an_integer_is_zero(value: object):
+    assert monthly_token_limit({"ai_tokens_per_month": value}, None) == 0
+
+
+def test_the_quota_setting_replaces_the_whole_top_level_key():
+    """Merged over limits_json by top-level key: a non-integer override wins, and counts as 0."""
+    assert monthly_token_limit({"ai_tokens_per_month": 500}, {"ai_tokens_per_month": "500"}) == 0
+    assert monthly_token_limit({"ai_tokens_per_month": 500}, {"ai_tokens_per_month": None}) == 0
+
+
+@pytest.mark.parametrize(("value", "expected"), [(-1, -1), (-(10**15), -(10**15)), (0, 0), (1, 1), (10**15, 10**15)])
+def test_integer_limits_are_kept_as_they_are(value: int, expected: int):
+    assert monthly_token_limit({"ai_tokens_per_month": value}, None) == expected
 
 
 def test_quota_boundary_and_unlimited():
@@ -64,5 +82,5 @@ def test_disabled_byok_does_not_count():
 
 def test_paid_plan_over_quota_is_refused():
     with pytest.raises(ResourceLimitExceeded) as raised:
-        choose_provider(org("pro", used=100_000), Settings())
+        choose_provider(org("pro", used=100_000, limits={"ai_tokens_per_month": 100_000}), Settings())
     assert raised.value.details == {"reason": "quota_exhausted", "limit": 100_000, "used": 100_000}

@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -280,7 +280,13 @@ class Database:
         session.connection = None
 
     def _execute(
-        self, sql: str, wait_s: float, timeout_ms: int | None, lock_key: str | None, params: dict[str, Any]
+        self,
+        sql: str,
+        wait_s: float,
+        timeout_ms: int | None,
+        lock_key: str | None,
+        tx_settings: Mapping[str, str] | None,
+        params: dict[str, Any],
     ) -> list[list[Any]]:
         # Connecting gets no grace: the grace only waits for a server-side cancellation to arrive.
         connect_wait_s = min(wait_s, timeout_ms / 1000.0) if timeout_ms is not None else wait_s
@@ -290,13 +296,22 @@ class Database:
         if wanted != session.statement_timeout_ms:
             connection.run("SELECT set_config('statement_timeout', :value, false)", value=f"{wanted}ms")
             session.statement_timeout_ms = wanted
-        if lock_key is None:
+        if lock_key is None and not tx_settings:
             return connection.run(sql, **params) or []
         # A new statement after the lock is granted takes a new snapshot (READ COMMITTED), so it
         # sees everything the previous holder committed.
         connection.run("BEGIN")
         try:
-            connection.run("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", key=lock_key)
+            if tx_settings:
+                # All settings in one round trip; each ends with the transaction (no session state).
+                connection.run(
+                    "SELECT set_config(s.name, s.value, true) "
+                    "FROM unnest(CAST(:names AS text[]), CAST(:values AS text[])) AS s(name, value)",
+                    names=list(tx_settings),
+                    values=list(tx_settings.values()),
+                )
+            if lock_key is not None:
+                connection.run("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", key=lock_key)
             rows = connection.run(sql, **params) or []
             connection.run("COMMIT")
         except PgDatabaseError:
@@ -306,12 +321,21 @@ class Database:
         return rows
 
     def query(
-        self, sql: str, *, timeout_ms: int | None = None, lock_key: str | None = None, **params: Any
+        self,
+        sql: str,
+        *,
+        timeout_ms: int | None = None,
+        lock_key: str | None = None,
+        tx_settings: Mapping[str, str] | None = None,
+        **params: Any,
     ) -> list[list[Any]]:
         """Rows of ``sql`` (``:name`` placeholders), under ``statement_timeout`` if given.
 
-        With ``lock_key``, ``sql`` runs in a transaction holding the advisory lock of that key, so
-        concurrent callers with the same key run it one after the other.
+        With ``lock_key`` or ``tx_settings``, ``sql`` runs in one explicit transaction: first
+        every ``tx_settings`` entry is applied with ``set_config(name, value, true)`` (it ends
+        with the transaction, as a transaction pooler needs), then the advisory lock of
+        ``lock_key`` is taken, so concurrent callers with the same key run ``sql`` one after the
+        other, each in a statement that starts after its lock was granted.
 
         Every statement the service sends is safe to repeat (reads, and metering keyed by
         request id), so one retry on a fresh connection is allowed when the old one was lost
@@ -328,7 +352,7 @@ class Database:
                     else DatabaseError("No time left for the database")
                 )
             try:
-                return self._execute(sql, wait_s, timeout_ms, lock_key, params)
+                return self._execute(sql, wait_s, timeout_ms, lock_key, tx_settings, params)
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 if isinstance(exc, PgDatabaseError) and _sqlstate(exc) == QUERY_CANCELED:
                     raise StatementTimeout("Statement cancelled by its time limit") from None

@@ -46,6 +46,9 @@ class Completion:
     text: str
     tokens_used: int
     model: str
+    # What the provider reported for each side (the audit row records both, DESIGN §10.3.5).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class _Retryable(Exception):
@@ -96,13 +99,21 @@ def _completion(provider: ProviderName, payload: Any, model: str) -> Completion:
                 for block in payload["content"]
                 if isinstance(block, dict) and block.get("type") == "text"
             )
-            tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+            prompt_tokens = int(usage.get("input_tokens") or 0)
+            completion_tokens = int(usage.get("output_tokens") or 0)
+            tokens = prompt_tokens + completion_tokens
         else:
             text = payload["choices"][0]["message"]["content"] or ""
-            tokens = int(
-                usage.get("total_tokens") or int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
-            )
-        return Completion(text=str(text), tokens_used=max(0, tokens), model=str(payload.get("model") or model))
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+            tokens = int(usage.get("total_tokens") or prompt_tokens + completion_tokens)
+        return Completion(
+            text=str(text),
+            tokens_used=max(0, tokens),
+            model=str(payload.get("model") or model),
+            prompt_tokens=max(0, prompt_tokens),
+            completion_tokens=max(0, completion_tokens),
+        )
     except (AttributeError, KeyError, IndexError, TypeError, ValueError):
         raise UpstreamError("LLM provider returned a malformed reply") from None
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from service.api.http import ServiceResolver, dispatch, run_direct, validation_details
 from service.budget import lambda_remaining_ms
 from service.db import database
+from service.drift.audit import AuditTrail
 from service.drift.idempotency import IdempotentScoring
 from service.drift.models import ErrorReply, ScoreReply, ScoreRequest
 from service.drift.repository import DriftRepository
@@ -31,7 +32,7 @@ def error_envelope(exc: ServiceError, request_id: str | None) -> dict[str, Any]:
 
 
 app = ServiceResolver(SCORE_PATH, error_envelope)
-scorer = DriftScorer(DriftRepository(database), LlmClient())
+scorer = DriftScorer(DriftRepository(database), LlmClient(), AuditTrail(database))
 idempotency = IdempotentScoring()
 
 

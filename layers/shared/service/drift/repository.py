@@ -14,6 +14,9 @@ from service.drift.models import Endpoint
 from service.drift.spec.paths import shape_of
 from service.drift.spec.sampling_plan import plan_endpoints
 
+# One round trip: the org, its settings, the month's usage and its latest subscription (the
+# registry's effective plan, DESIGN §10.3.2), with the database's clock to age that subscription
+# by (the registry stamps updated_at on the same server, so no Lambda clock skew enters).
 ORG_CONTEXT_SQL = """
 SELECT o.plan,
        o.limits_json,
@@ -21,8 +24,17 @@ SELECT o.plan,
        (SELECT s.setting_value FROM org_settings s WHERE s.org_id = o.id AND s.setting_key = 'byok'),
        (SELECT s.setting_value FROM org_settings s WHERE s.org_id = o.id AND s.setting_key = 'quota'),
        COALESCE((SELECT u.ai_tokens_used FROM usage_counters u
-                 WHERE u.org_id = o.id AND u.period_start = :period_start), 0)
+                 WHERE u.org_id = o.id AND u.period_start = :period_start), 0),
+       sub.status,
+       sub.updated_at,
+       now()
 FROM organizations o
+LEFT JOIN LATERAL (
+    SELECT s.status, s.updated_at FROM subscriptions s
+    WHERE s.org_id = o.id
+    ORDER BY s.created_at DESC NULLS LAST, s.id DESC
+    LIMIT 1
+) sub ON true
 WHERE o.id = :org_id
 """
 
@@ -162,6 +174,14 @@ DO UPDATE SET ai_tokens_used = usage_counters.ai_tokens_used + EXCLUDED.ai_token
 
 
 @dataclass(frozen=True)
+class Subscription:
+    """The org's latest subscription row (by ``created_at``), as far as billing cares."""
+
+    status: str
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
 class OrgContext:
     """What routing and quota need to know about the calling organization."""
 
@@ -171,6 +191,10 @@ class OrgContext:
     byok_setting: dict[str, Any] | None
     quota_setting: dict[str, Any] | None
     tokens_used_this_month: int
+    # None: the org has no subscription row at all.
+    subscription: Subscription | None = None
+    # The database's clock when the context was read (subscriptions are aged against it).
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -257,7 +281,7 @@ class DriftRepository:
         rows = self._db.query(ORG_CONTEXT_SQL, org_id=org_id, workspace_id=workspace_id, period_start=period_start)
         if not rows:
             return None
-        plan, limits, workspace_ok, byok, quota, used = rows[0]
+        plan, limits, workspace_ok, byok, quota, used, sub_status, sub_updated_at, read_at = rows[0]
         return OrgContext(
             plan=str(plan),
             limits=_as_json_object(limits) or {},
@@ -265,6 +289,8 @@ class DriftRepository:
             byok_setting=_as_json_object(byok),
             quota_setting=_as_json_object(quota),
             tokens_used_this_month=int(used),
+            subscription=None if sub_status is None else Subscription(str(sub_status), sub_updated_at),
+            read_at=read_at,
         )
 
     def recent_samples(

@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from service.budget import REPLY_RESERVE_MS, BudgetGuard
 from service.config import get_settings
+from service.drift.audit import AuditTrail
 from service.drift.findings import NoJsonFound, parse_findings
 from service.drift.models import Endpoint, ScoreReply, ScoreRequest
 from service.drift.prompt import SPEC_BUDGET_CHARS, Prompt, build_prompt
@@ -39,9 +40,10 @@ def estimated_tokens(prompt: Prompt) -> int:
 class DriftScorer:
     """Samples traffic, asks the org's LLM, returns findings; meters platform tokens."""
 
-    def __init__(self, repository: DriftRepository, llm: LlmClient) -> None:
+    def __init__(self, repository: DriftRepository, llm: LlmClient, audit: AuditTrail) -> None:
         self._repository = repository
         self._llm = llm
+        self._audit = audit
 
     def _reserve_quota(
         self,
@@ -131,10 +133,13 @@ class DriftScorer:
         settled = False
         try:
             completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard)
-            findings = parse_findings(completion.text, {e.label for e in endpoints})
+            # The provider's tokens are spent whatever the reply holds: metered and audited
+            # before it is parsed, so a reply without findings JSON is still paid for (§10.3.6).
             if choice.kind == "platform" and completion.tokens_used > 0:
                 self._repository.meter_platform_tokens(request_id, request.org_id, period, completion.tokens_used)
                 settled = True
+            self._audit.record_completion(request.org_id, choice.kind, completion)
+            findings = parse_findings(completion.text, {e.label for e in endpoints})
         except NoJsonFound:
             metrics.add_metric(name="LlmFailures", unit=MetricUnit.Count, value=1)
             raise UpstreamError("LLM reply held no findings JSON") from None
