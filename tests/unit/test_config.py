@@ -48,7 +48,7 @@ def test_database_url_with_unix_socket_query():
 
 def test_database_url_with_port_password_and_tls():
     params = parse_database_url("postgresql://app:p%40ss@db.example:6543/drift?sslmode=require")
-    assert (params.host, params.port, params.password, params.database, params.tls) == (
+    assert (params.host, params.port, params.password, params.database, params.sslmode) == (
         "db.example",
         6543,
         "p@ss",
