@@ -145,28 +145,35 @@ class ConnectionParams:
         return connection
 
 
-class IamTokenCache:
-    """RDS IAM auth tokens, one per (host, port, user), renewed before their 15 minutes run out.
+TokenGenerator = Callable[[str, int, str], str]
 
-    Signing is local (no AWS call), but each token is reused while young so a burst of
-    reconnections costs nothing; ``clock`` is injectable so tests can age a token.
+
+def rds_auth_token(host: str, port: int, user: str) -> str:
+    """An RDS IAM auth token (a presigned ``rds-db:connect`` URL, signed locally with the
+    function's role; the region is the function's)."""
+    import boto3  # in the Lambda runtime; imported only when IAM auth is on
+
+    return str(boto3.client("rds").generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user))
+
+
+class IamTokenCache:
+    """RDS IAM tokens, one per (host, port, user), renewed before their 15 minutes run out.
+
+    A token is only checked when a connection opens, so a young one is reused across
+    reconnections; ``generate`` and ``clock`` are injectable for tests.
     """
 
     def __init__(
-        self, renew_after_s: float = IAM_TOKEN_RENEW_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        generate: TokenGenerator = rds_auth_token,
+        renew_after_s: float = IAM_TOKEN_RENEW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.generate = generate
         self.renew_after_s = renew_after_s
         self.clock = clock
         self._tokens: dict[tuple[str, int, str], tuple[float, str]] = {}
         self._lock = threading.Lock()
-        self._client: Any = None
-
-    def _rds(self) -> Any:
-        if self._client is None:
-            import boto3  # in the Lambda runtime; imported only when IAM auth is on
-
-            self._client = boto3.client("rds")
-        return self._client
 
     def token(self, host: str, port: int, user: str) -> str:
         key = (host, port, user)
@@ -175,14 +182,13 @@ class IamTokenCache:
             now = self.clock()
             if cached is not None and now - cached[0] < self.renew_after_s:
                 return cached[1]
-            token = str(self._rds().generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user))
+            token = self.generate(host, port, user)
             self._tokens[key] = (now, token)
             return token
 
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
-            self._client = None
 
 
 iam_tokens = IamTokenCache()
