@@ -64,9 +64,15 @@ typecheck: $(VENV)/.installed
 pytest: $(VENV)/.installed $(SFN_DEPS) system-deps
 	$(VENV)/bin/pytest
 
-sam-check: $(SAM_VENV)/.installed
+# The template as it is, then a copy whose defaults switch the RDS Proxy and reserved concurrency on
+# (sam validate and cfn-lint take no parameter values); sam build resolves no parameters.
+PROXY_TEMPLATE := .aws-sam/template-proxy-on.json
+sam-check: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint
 	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python -m devtools.template_variants proxy-on $(PROXY_TEMPLATE)
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint -t $(PROXY_TEMPLATE)
+	$(SAM_VENV)/bin/cfn-lint $(PROXY_TEMPLATE)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-dir $(SAM_BUILD_DIR)
 
 # Every benchmark of docs/benchmarks.md at full size (about ten minutes; rewrites that file).
