@@ -27,7 +27,18 @@ Runner = Callable[[BenchEnv, Sizes], BenchResult]
 
 def benchmarks() -> dict[str, Runner]:
     """The seven benchmarks in the issue's order (imported here so a broken one names itself)."""
-    from bench import byok, cold_start, hard_wall, overhead, prompt_bound, replay, sampler, spec_slice, traverse_latency
+    from bench import (
+        byok,
+        cold_start,
+        hard_wall,
+        overhead,
+        prompt_bound,
+        replay,
+        sampler,
+        spec_slice,
+        transactions,
+        traverse_latency,
+    )
 
     return {
         "sampler": sampler.run,
@@ -39,6 +50,7 @@ def benchmarks() -> dict[str, Runner]:
         "prompt_bound": prompt_bound.run,
         "replay": replay.run,
         "spec_slice": spec_slice.run,
+        "transactions": transactions.run,
     }
 
 
