@@ -11,7 +11,18 @@ SAM_BUILD_DIR ?= .aws-sam/build
 SFN_DIR := devtools/stepfunctions
 SFN_DEPS := $(SFN_DIR)/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest sam-check invoke run-state-machine bench clean migrate
+.PHONY: run test lint typecheck pytest sam-check invoke run-state-machine bench clean migrate system-deps
+
+# Debian packages the tests start as real servers (DESIGN §11): PgBouncer in transaction mode, and a
+# PostgreSQL built with TLS (the embedded one is not). Installed once; a no-op when both are there.
+# apt-get needs root (CI); elsewhere install them yourself: apt-get install pgbouncer postgresql.
+system-deps:
+	@if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then have_bouncer=1; fi; \
+	if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then have_postgres=1; fi; \
+	if [ -z "$$have_bouncer" ] || [ -z "$$have_postgres" ]; then \
+		echo "installing pgbouncer and postgresql (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer postgresql; \
+	fi
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt layers/shared/requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,12 +69,18 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/shared functions devtools
 
-pytest: $(VENV)/.installed $(SFN_DEPS)
+pytest: $(VENV)/.installed $(SFN_DEPS) system-deps
 	$(VENV)/bin/pytest
 
-sam-check: $(SAM_VENV)/.installed
+# The template as it is, then a copy whose defaults switch the RDS Proxy and reserved concurrency on
+# (sam validate and cfn-lint take no parameter values); sam build resolves no parameters.
+PROXY_TEMPLATE := .aws-sam/template-proxy-on.json
+sam-check: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint
 	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/python -m devtools.template_variants proxy-on $(PROXY_TEMPLATE)
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint -t $(PROXY_TEMPLATE)
+	$(SAM_VENV)/bin/cfn-lint $(PROXY_TEMPLATE)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-dir $(SAM_BUILD_DIR)
 
 # Every benchmark of docs/benchmarks.md at full size (about ten minutes; rewrites that file).

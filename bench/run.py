@@ -38,6 +38,7 @@ def benchmarks() -> dict[str, Runner]:
         sampler,
         sampler_scaling,
         spec_slice,
+        transactions,
         traverse_latency,
     )
 
@@ -53,6 +54,7 @@ def benchmarks() -> dict[str, Runner]:
         "prompt_bound": prompt_bound.run,
         "replay": replay.run,
         "spec_slice": spec_slice.run,
+        "transactions": transactions.run,
     }
 
 

@@ -100,6 +100,7 @@ def function_environment(
         "INTERNAL_TOKEN_SECRET_ID": TOKEN_SECRET,
         "DATABASE_URL": database_url,
         "DATABASE_SECRET_ID": "",
+        "DATABASE_IAM_AUTH": "false",  # no RDS Proxy locally
         "POWERTOOLS_METRICS_NAMESPACE": "ApiContractService",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
         "POWERTOOLS_SERVICE_NAME": "local-api",

@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import os
 import re
-import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -86,18 +85,6 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _ssl_context(tls: str | None) -> ssl.SSLContext | None:
-    """libpq's ``sslmode`` as the service's own connections read it (``service.db``)."""
-    if tls in ("require", "prefer"):
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if tls in ("verify-ca", "verify-full"):
-        return ssl.create_default_context()
-    return None
-
-
 def _dbapi_connect(params: ConnectionParams) -> Any:
     """A DB-API pg8000 connection (what SQLAlchemy, hence Alembic, drives) for ``params``."""
     return pg8000.dbapi.connect(
@@ -107,7 +94,7 @@ def _dbapi_connect(params: ConnectionParams) -> Any:
         host=params.host or "localhost",
         port=params.port,
         unix_sock=params.unix_sock,
-        ssl_context=_ssl_context(params.tls),
+        ssl_context=params.ssl_context(),
         application_name="contract-drift-migrate",
     )
 

@@ -27,6 +27,7 @@ from devtools.aws import (
     use_local_aws,
 )
 from devtools.fake_llm import FakeLlmServer
+from devtools.pgbouncer import PgBouncer, start_pgbouncer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
 from service.db import database, parse_database_url
@@ -47,6 +48,36 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
     yield server
     database.close()
     server.stop()
+
+
+# A pool smaller than the concurrent clients of the pooled tests, so they queue for server connections.
+PGBOUNCER_POOL_SIZE = 5
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the session's Postgres (DESIGN §11.1), started
+    on first use. It runs as the user that owns the server's socket directory."""
+    bouncer = start_pgbouncer(
+        tmp_path_factory.mktemp("pgbouncer"),
+        postgres.url,
+        run_as=postgres.server.system_user,
+        pool_size=PGBOUNCER_POOL_SIZE,
+    )
+    yield bouncer
+    database.close()
+    bouncer.stop()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, postgres: EmbeddedPostgres) -> str:
+    """The service's ``DATABASE_URL``: straight to Postgres, or through PgBouncer when a test is
+    parametrised with ``"pgbouncer"`` (tests/integration/conftest.py runs marked modules both ways)."""
+    url = postgres.url
+    if getattr(request, "param", "direct") == "pgbouncer":
+        bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+        url = bouncer.url_for(url)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +124,9 @@ def reset_service_caches() -> None:
     token_verifier._last_forced_refresh = float("-inf")
 
 
+_service_database_url: str | None = None
+
+
 @pytest.fixture
 def service_env(
     monkeypatch: pytest.MonkeyPatch,
@@ -100,9 +134,14 @@ def service_env(
     aws_endpoint: str,
     llm_server: FakeLlmServer,
     admin_db: Any,
+    database_url: str,
 ) -> Iterator[dict[str, str]]:
     """The environment of a deployed function, pointing at the local stand-ins."""
     truncate_app_tables(admin_db)
+    global _service_database_url
+    if database_url != _service_database_url:  # the warm connection leads to the other route
+        database.close()
+        _service_database_url = database_url
     llm_server.reset()
     for name, value in (
         (TOKEN_SECRET, INTERNAL_TOKEN),
@@ -113,7 +152,7 @@ def service_env(
     # One moto server per session: an empty table, so no test replays another test's request.
     clear_idempotency_table(IDEMPOTENCY_TABLE, aws_endpoint)
     env = {
-        "DATABASE_URL": postgres.url,
+        "DATABASE_URL": database_url,
         "INTERNAL_TOKEN_SECRET_ID": TOKEN_SECRET,
         "PLATFORM_LLM_SECRET_ID": PLATFORM_SECRET,
         "BYOK_ENCRYPTION_KEY_SECRET_ID": BYOK_SECRET,

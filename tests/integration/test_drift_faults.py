@@ -143,6 +143,7 @@ def test_direct_invoke_error_class_names_are_the_codes(service_env, admin_db, ll
         call_direct(["not", "an", "object"])
 
 
+@pytest.mark.through_pgbouncer
 def test_concurrent_platform_calls_meter_exactly(idempotency_off, admin_db, llm_server):
     # Metering under concurrency, beneath idempotency: with it on, 20 identical requests are one
     # scoring (tests/reliability/test_idempotent_burst.py), and 20 concurrent puts to moto on a

@@ -25,6 +25,9 @@ from service.drift.models import Endpoint
 from service.drift.repository import DriftRepository
 from tests.integration.drift_support import call_http, score_body
 
+# Also run through PgBouncer in transaction mode (DESIGN §11.1; tests/integration/conftest.py).
+pytestmark = pytest.mark.through_pgbouncer
+
 
 def assert_envelope(body: dict[str, Any], status: int, code: str, error: str | None = None) -> None:
     assert set(body) == {"error", "error_code", "status", "request_id", "details"}

@@ -20,6 +20,9 @@ from service.traverse.repository import GraphRepository
 from tests.conftest import INTERNAL_TOKEN
 from tests.integration.drift_support import load_handler
 
+# Also run through PgBouncer in transaction mode (DESIGN §11.1; tests/integration/conftest.py).
+pytestmark = pytest.mark.through_pgbouncer
+
 PATH = "/v1/traverse_answer"
 traverse_app = load_handler("traverse_answer")
 

@@ -12,6 +12,9 @@ from service.errors import ExperimentalDisabled, ValidationFailed
 from tests.conftest import INTERNAL_TOKEN
 from tests.integration.test_traverse_answer import call, traverse_app
 
+# Also run through PgBouncer in transaction mode (DESIGN §11.1; tests/integration/conftest.py).
+pytestmark = pytest.mark.through_pgbouncer
+
 DISABLED = "traverse_answer: experimental endpoint disabled"
 
 

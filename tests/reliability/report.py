@@ -339,6 +339,24 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "13. Connections at Lambda scale (R11): 200 clients, a pool of 5",
+        [
+            Section(
+                "pooled_connections",
+                "Through PgBouncer (transaction mode) and straight to PostgreSQL",
+                "test_pooled_connections.py",
+                "200 threads released together, each holding its own database connection as a warm Lambda instance "
+                "does, each making one scoring call (a direct invoke, team org, platform key, one endpoint with "
+                "traffic) and one traverse call (HTTP, 2 hops), then waiting for all the others before closing. "
+                "`pgbouncer`: through PgBouncer 1.18 with `pool_mode = transaction` and `default_pool_size = 5` "
+                "(5 server connections for 200 clients). `direct`: the same load on the server itself, whose "
+                "`max_connections` is below the client count: the clients past it are refused ('too many clients', "
+                "500 `DATABASE_ERROR`, nothing charged). `metering_exact`: `usage_counters` equals the sum of the "
+                "`tokens_used` of the successful replies.",
+            ),
+        ],
+    ),
 ]
 
 FIXED = "fixed in 6ab9f7d: now a plain test"

@@ -48,7 +48,7 @@ def test_database_url_with_unix_socket_query():
 
 def test_database_url_with_port_password_and_tls():
     params = parse_database_url("postgresql://app:p%40ss@db.example:6543/drift?sslmode=require")
-    assert (params.host, params.port, params.password, params.database, params.tls) == (
+    assert (params.host, params.port, params.password, params.database, params.sslmode) == (
         "db.example",
         6543,
         "p@ss",
@@ -78,3 +78,29 @@ def test_timestamptz_parser_matches_pg8000_and_falls_back():
     for text in ("2026-11-24 04:08:27.295237+00", "2026-11-24 04:08:27+05:30", "1999-01-08 04:05:06.1-08"):
         assert parse_timestamptz(text) == timestamptz_in(text)
     assert parse_timestamptz("infinity") == timestamptz_in("infinity")
+
+
+def test_database_tls_and_iam_settings():
+    settings = Settings.from_env(
+        {"DATABASE_SSLMODE": " Verify-CA ", "DATABASE_SSLROOTCERT": "/opt/ca.pem", "DATABASE_IAM_AUTH": "TRUE"}
+    )
+    assert (settings.database_sslmode, settings.database_sslrootcert, settings.database_iam_auth) == (
+        "verify-ca",
+        "/opt/ca.pem",
+        True,
+    )
+    assert Settings.from_env({}).database_sslmode is None
+    with pytest.raises(InternalError) as raised:
+        Settings.from_env({"DATABASE_SSLMODE": "allow-anything"})
+    assert raised.value.details == {"fields": ["database_sslmode"]}
+
+
+def test_require_with_a_root_certificate_verifies_like_verify_ca():
+    import ssl
+
+    plain = parse_database_url("postgresql://u@h/d?sslmode=require").ssl_context()
+    assert isinstance(plain, ssl.SSLContext) and plain.verify_mode == ssl.CERT_NONE
+    assert parse_database_url("postgresql://u@h/d?sslmode=disable").ssl_context() is False
+    assert parse_database_url("postgresql://u@h/d").ssl_context() is None  # prefer: pg8000 falls back on 'N'
+    full = parse_database_url("postgresql://u@h/d?sslmode=verify-full").ssl_context()
+    assert isinstance(full, ssl.SSLContext) and full.check_hostname and full.verify_mode == ssl.CERT_REQUIRED

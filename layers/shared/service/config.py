@@ -59,6 +59,11 @@ class Settings(BaseModel):
     internal_token_secret_id: str | None = None
     database_url: str | None = None
     database_secret_id: str | None = None
+    # DESIGN §11.2: TLS of the secret form (a DATABASE_URL carries its own ?sslmode=&sslrootcert=),
+    # and RDS IAM tokens as the password.
+    database_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    database_sslrootcert: str | None = None
+    database_iam_auth: bool = False
     byok_encryption_key_secret_id: str | None = None
     platform_llm_secret_id: str | None = None
     platform_llm_provider: Literal["openai", "anthropic"] = "openai"
@@ -101,6 +106,9 @@ class Settings(BaseModel):
             "internal_token_secret_id": opt("INTERNAL_TOKEN_SECRET_ID"),
             "database_url": opt("DATABASE_URL"),
             "database_secret_id": opt("DATABASE_SECRET_ID"),
+            "database_sslmode": (opt("DATABASE_SSLMODE") or "").lower() or None,
+            "database_sslrootcert": opt("DATABASE_SSLROOTCERT"),
+            "database_iam_auth": parse_flag(env.get("DATABASE_IAM_AUTH")),
             "byok_encryption_key_secret_id": opt("BYOK_ENCRYPTION_KEY_SECRET_ID"),
             "platform_llm_secret_id": opt("PLATFORM_LLM_SECRET_ID"),
             "platform_llm_provider": provider,

@@ -3,6 +3,13 @@
 The connection is per thread, so a local server running handlers on several threads never
 shares one. A connection that dropped while the function was idle is replaced once,
 transparently; anything else becomes a typed :class:`~service.errors.DatabaseError`.
+
+Every statement is safe behind a transaction pooler (RDS Proxy, PgBouncer in transaction mode;
+DESIGN §11.1): it runs in an explicit transaction of its own, every setting is transaction-scoped,
+and the connection keeps no session state. pg8000 sends a parameterised statement as three
+Sync-separated exchanges; in autocommit a pooler may hand each to a different server ("unnamed
+prepared statement does not exist"), inside a transaction it keeps them on one. Connections
+follow libpq's ``sslmode``/``sslrootcert`` and may use RDS IAM tokens as passwords (§11.2).
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -41,6 +48,11 @@ QUERY_CANCELED = "57014"
 # undefined_table, invalid_schema_name: the service's own objects are missing (DESIGN §10.2).
 MISSING_OBJECT_STATES = frozenset({"42P01", "3F000"})
 INSUFFICIENT_PRIVILEGE = "42501"
+# libpq's sslmode values the service honours (DESIGN §11.2); "prefer" is libpq's default too.
+SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+DEFAULT_SSLMODE = "prefer"
+# RDS IAM tokens live 15 minutes; a new connection after this age asks for a fresh one.
+IAM_TOKEN_RENEW_SECONDS = 600.0
 
 
 class StatementTimeout(DatabaseError):
@@ -57,7 +69,9 @@ class ConnectionParams:
     host: str | None = None
     port: int = 5432
     unix_sock: str | None = None
-    tls: str | None = None
+    sslmode: str = DEFAULT_SSLMODE
+    sslrootcert: str | None = None
+    iam_auth: bool = False
 
     def open_socket(self, io_timeout_s: float) -> socket.socket:
         """Connect within :data:`CONNECT_TIMEOUT_SECONDS`, then allow ``io_timeout_s`` per read.
@@ -80,20 +94,49 @@ class ConnectionParams:
         sock.settimeout(io_timeout_s)
         return sock
 
+    def ssl_context(self) -> ssl.SSLContext | bool | None:
+        """pg8000's ``ssl_context`` for libpq's ``sslmode``.
+
+        pg8000 reads it as: ``False`` sends no SSLRequest; ``None`` sends one, wraps the socket
+        without verification when the server says 'S' and carries on in plaintext when it says
+        'N' (exactly libpq's ``prefer``); a context sends one and raises when the server refuses.
+        """
+        if self.unix_sock or self.sslmode == "disable":
+            return False  # libpq ignores sslmode on a unix socket
+        mode = self.sslmode
+        if mode == "require" and self.sslrootcert:
+            mode = "verify-ca"  # libpq: require with a root certificate verifies the chain
+        if mode == "prefer":
+            return None
+        if mode == "require":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        cafile = None if self.sslrootcert in (None, "system") else self.sslrootcert
+        context = ssl.create_default_context(cafile=cafile)
+        context.check_hostname = mode == "verify-full"
+        return context
+
+    def with_iam_token(self) -> ConnectionParams:
+        """IAM auth: the password is an RDS token, and TLS at least ``require`` (RDS refuses it without)."""
+        if not self.iam_auth or self.unix_sock:
+            return self
+        token = iam_tokens.token(self.host or "localhost", self.port, self.user)
+        sslmode = "require" if self.sslmode in ("disable", "prefer") else self.sslmode
+        return replace(self, password=token, sslmode=sslmode)
+
     def connect(self, io_timeout_s: float = DEFAULT_IO_TIMEOUT_SECONDS) -> pg8000.native.Connection:
-        ssl_context: ssl.SSLContext | None = None
-        if self.tls in ("require", "prefer"):
-            ssl_context = ssl.create_default_context()
-            ssl_context.check_hostname = False
-            ssl_context.verify_mode = ssl.CERT_NONE
-        elif self.tls in ("verify-ca", "verify-full"):
-            ssl_context = ssl.create_default_context()
-        sock = self.open_socket(io_timeout_s)
+        params = self.with_iam_token()
+        ssl_context = params.ssl_context()
+        sock = params.open_socket(io_timeout_s)
         try:
             connection = pg8000.native.Connection(
-                user=self.user,
-                password=self.password,
-                database=self.database,
+                user=params.user,
+                password=params.password,
+                database=params.database,
+                # With ``sock`` given pg8000 uses ``host`` only as the TLS server name (verify-full).
+                host=params.host or "localhost",
                 sock=sock,
                 ssl_context=ssl_context,
                 application_name="contract-drift-service",
@@ -103,6 +146,62 @@ class ConnectionParams:
             raise
         connection.register_in_adapter(TIMESTAMPTZ_OID, parse_timestamptz)
         return connection
+
+
+TokenGenerator = Callable[[str, int, str], str]
+
+
+def rds_auth_token(host: str, port: int, user: str) -> str:
+    """An RDS IAM auth token (a presigned ``rds-db:connect`` URL, signed locally with the
+    function's role; the region is the function's)."""
+    import boto3  # in the Lambda runtime; imported only when IAM auth is on
+
+    return str(boto3.client("rds").generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user))
+
+
+class IamTokenCache:
+    """RDS IAM tokens, one per (host, port, user), renewed before their 15 minutes run out.
+
+    A token is only checked when a connection opens, so a young one is reused across
+    reconnections; ``generate`` and ``clock`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        generate: TokenGenerator = rds_auth_token,
+        renew_after_s: float = IAM_TOKEN_RENEW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.generate = generate
+        self.renew_after_s = renew_after_s
+        self.clock = clock
+        self._tokens: dict[tuple[str, int, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def token(self, host: str, port: int, user: str) -> str:
+        key = (host, port, user)
+        with self._lock:
+            cached = self._tokens.get(key)
+            now = self.clock()
+            if cached is not None and now - cached[0] < self.renew_after_s:
+                return cached[1]
+            token = self.generate(host, port, user)
+            self._tokens[key] = (now, token)
+            return token
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+iam_tokens = IamTokenCache()
+
+
+def _checked_sslmode(value: str | None, source: str) -> str:
+    mode = (value or DEFAULT_SSLMODE).strip().lower()
+    if mode not in SSL_MODES:
+        raise InternalError(f"{source} sslmode must be one of {', '.join(SSL_MODES)}")
+    return mode
 
 
 def parse_database_url(url: str) -> ConnectionParams:
@@ -126,12 +225,15 @@ def parse_database_url(url: str) -> ConnectionParams:
         port=port,
         database=unquote(parts.path.lstrip("/")) or query.get("dbname", "postgres"),
         unix_sock=unix_sock,
-        tls=query.get("sslmode"),
+        sslmode=_checked_sslmode(query.get("sslmode"), "DATABASE_URL"),
+        sslrootcert=query.get("sslrootcert") or None,
     )
 
 
-def params_from_rds_secret(secret: str) -> ConnectionParams:
-    """The RDS-managed secret form ``{host, port, username, password, dbname}``."""
+def params_from_rds_secret(secret: str, sslmode: str | None = None, sslrootcert: str | None = None) -> ConnectionParams:
+    """The RDS-managed secret form ``{host, port, username, password, dbname}``; the secret has no
+    TLS fields, so they come from ``DATABASE_SSLMODE``/``DATABASE_SSLROOTCERT``."""
+    checked_sslmode = _checked_sslmode(sslmode, "DATABASE_SSLMODE")
     try:
         data = json.loads(secret)
         return ConnectionParams(
@@ -140,7 +242,8 @@ def params_from_rds_secret(secret: str) -> ConnectionParams:
             host=str(data["host"]),
             port=int(data.get("port", 5432)),
             database=str(data.get("dbname", "postgres")),
-            tls=data.get("sslmode"),
+            sslmode=checked_sslmode,
+            sslrootcert=sslrootcert,
         )
     except (ValueError, KeyError, TypeError):
         raise InternalError("DATABASE_SECRET_ID does not hold an RDS-style JSON secret") from None
@@ -149,12 +252,13 @@ def params_from_rds_secret(secret: str) -> ConnectionParams:
 def connection_params() -> ConnectionParams:
     settings = get_settings()
     if settings.database_url:
-        return parse_database_url(settings.database_url)
+        return replace(parse_database_url(settings.database_url), iam_auth=settings.database_iam_auth)
     if settings.database_secret_id:
         secret = read_secret(settings.database_secret_id)
         if secret is None:
             raise InternalError("Database secret is not configured")
-        return params_from_rds_secret(secret)
+        params = params_from_rds_secret(secret, settings.database_sslmode, settings.database_sslrootcert)
+        return replace(params, iam_auth=settings.database_iam_auth)
     raise InternalError("Database is not configured (DATABASE_URL or DATABASE_SECRET_ID)")
 
 
@@ -199,10 +303,41 @@ def _is_connection_lost(exc: Exception) -> bool:
     return isinstance(exc, PgDatabaseError) and _sqlstate(exc) in CONNECTION_LOST_STATES
 
 
+def sql_literal(value: str) -> str:
+    """``value`` as an SQL string literal, for the one place values are inlined: the transaction's
+    opening message, which must be a simple query (no parameters) to go in one round trip.
+
+    The ``E''`` form means the same whatever ``standard_conforming_strings`` is.
+    """
+    if "\x00" in value:
+        raise InternalError("A database setting cannot contain a NUL character")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def transaction_opening(
+    timeout_ms: int | None = None, lock_key: str | None = None, tx_settings: Mapping[str, str] | None = None
+) -> str:
+    """One simple-query message that opens the transaction and makes its settings.
+
+    ``BEGIN``, then every setting with ``set_config(..., true)`` (gone at COMMIT/ROLLBACK, so a
+    pooled server connection carries nothing to its next client), then the advisory lock of
+    ``lock_key`` (a transaction lock, released at the end; the statement timeout bounds its wait).
+    """
+    settings: dict[str, str] = dict(tx_settings or {})
+    if timeout_ms is not None:
+        settings["statement_timeout"] = f"{max(1, int(timeout_ms))}ms"
+    parts = ["BEGIN"]
+    if settings:
+        calls = ", ".join(f"set_config({sql_literal(k)}, {sql_literal(v)}, true)" for k, v in settings.items())
+        parts.append(f"SELECT {calls}")
+    if lock_key is not None:
+        parts.append(f"SELECT pg_advisory_xact_lock(hashtextextended({sql_literal(lock_key)}, 0))")
+    return "; ".join(parts)
+
+
 @dataclass
 class _Session:
     connection: pg8000.native.Connection | None = None
-    statement_timeout_ms: int = 0
     # Monotonic time by which this invocation must be done with the database (None: no deadline).
     deadline: float | None = None
 
@@ -264,7 +399,6 @@ class Database:
             except (PgInterfaceError, PgDatabaseError, OSError) as exc:
                 logger.error("Database connection failed", extra={"error": str(exc)})
                 raise DatabaseError("Database is unavailable") from None
-            session.statement_timeout_ms = 0
         # pg8000 keeps the socket as ``_usock`` (ours, or its TLS wrapper): bound the next reads.
         sock = getattr(session.connection, "_usock", None)
         if isinstance(sock, socket.socket):
@@ -288,30 +422,17 @@ class Database:
         tx_settings: Mapping[str, str] | None,
         params: dict[str, Any],
     ) -> list[list[Any]]:
+        """``sql`` in a transaction of its own: the opening message, the statement, ``COMMIT``.
+
+        A statement after the lock is granted takes a new snapshot (READ COMMITTED), so it sees
+        everything the previous holder committed. A failed transaction is rolled back here, so
+        the connection is clean for the next call (and a pooler gets its server back idle).
+        """
         # Connecting gets no grace: the grace only waits for a server-side cancellation to arrive.
         connect_wait_s = min(wait_s, timeout_ms / 1000.0) if timeout_ms is not None else wait_s
         connection = self._connection(wait_s, max(0.01, connect_wait_s))
-        session = self._session()
-        wanted = max(1, int(timeout_ms)) if timeout_ms is not None else 0
-        if wanted != session.statement_timeout_ms:
-            connection.run("SELECT set_config('statement_timeout', :value, false)", value=f"{wanted}ms")
-            session.statement_timeout_ms = wanted
-        if lock_key is None and not tx_settings:
-            return connection.run(sql, **params) or []
-        # A new statement after the lock is granted takes a new snapshot (READ COMMITTED), so it
-        # sees everything the previous holder committed.
-        connection.run("BEGIN")
         try:
-            if tx_settings:
-                # All settings in one round trip; each ends with the transaction (no session state).
-                connection.run(
-                    "SELECT set_config(s.name, s.value, true) "
-                    "FROM unnest(CAST(:names AS text[]), CAST(:values AS text[])) AS s(name, value)",
-                    names=list(tx_settings),
-                    values=list(tx_settings.values()),
-                )
-            if lock_key is not None:
-                connection.run("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", key=lock_key)
+            connection.run(transaction_opening(timeout_ms, lock_key, tx_settings))
             rows = connection.run(sql, **params) or []
             connection.run("COMMIT")
         except PgDatabaseError:
@@ -329,13 +450,12 @@ class Database:
         tx_settings: Mapping[str, str] | None = None,
         **params: Any,
     ) -> list[list[Any]]:
-        """Rows of ``sql`` (``:name`` placeholders), under ``statement_timeout`` if given.
+        """Rows of ``sql`` (``:name`` placeholders), in a transaction of its own.
 
-        With ``lock_key`` or ``tx_settings``, ``sql`` runs in one explicit transaction: first
-        every ``tx_settings`` entry is applied with ``set_config(name, value, true)`` (it ends
-        with the transaction, as a transaction pooler needs), then the advisory lock of
-        ``lock_key`` is taken, so concurrent callers with the same key run ``sql`` one after the
-        other, each in a statement that starts after its lock was granted.
+        ``timeout_ms`` sets ``statement_timeout`` and ``tx_settings`` any other setting (e.g.
+        ``app.current_org_id`` for row-level security), all for that transaction only. With
+        ``lock_key`` the transaction first takes the advisory lock of that key, so concurrent
+        callers with the same key run ``sql`` one after the other.
 
         Every statement the service sends is safe to repeat (reads, and metering keyed by
         request id), so one retry on a fresh connection is allowed when the old one was lost
