@@ -88,8 +88,10 @@ def test_verify_full_with_the_right_ca_is_encrypted(tls_server, tls_admin, ca_fi
         db.close()
 
 
-def test_wrong_ca_is_a_500_and_nothing_reaches_the_database(tls_server, tls_admin, ca_files, service_env, monkeypatch):
-    tenant = make_tenant_for_call(service_env)
+def test_wrong_ca_is_a_500_and_nothing_reaches_the_database(
+    tls_server, tls_admin, ca_files, service_env, admin_db, monkeypatch
+):
+    tenant = make_tenant(admin_db, "pro")
     started = tls_admin.run("SELECT clock_timestamp()")[0][0]
     before = len(tls_server.log_text())
     monkeypatch.setenv("DATABASE_URL", tls_server.url(sslmode="verify-full", sslrootcert=ca_files["wrong"]))
@@ -109,14 +111,6 @@ def test_wrong_ca_is_a_500_and_nothing_reaches_the_database(tls_server, tls_admi
         started=started,
     )
     assert backends == [[0]]
-
-
-def make_tenant_for_call(service_env: dict[str, str]) -> Any:
-    admin = parse_database_url(service_env["DATABASE_URL"]).connect()
-    try:
-        return make_tenant(admin, "pro")
-    finally:
-        admin.close()
 
 
 def test_hostname_mismatch_is_refused_by_verify_full_and_accepted_by_verify_ca(tls_server, tls_admin, ca_files):
