@@ -1,6 +1,9 @@
-"""Turn an LLM's free text into validated findings (DESIGN §5 rule 9).
+"""The findings' wire schema (DESIGN §12.1), and validated findings out of an LLM's answer (§5 rule 9).
 
-The model may wrap its JSON in prose or code fences, invent severities, or talk about
+The schema asked for is derived from :class:`~service.drift.models.Finding`, so what is asked
+for and what is validated cannot drift apart. Structured output is not a guarantee (a
+compatible server may ignore it, a fallback call goes without it), so the answer is still read
+leniently: the model may wrap its JSON in prose or code fences, invent severities, or talk about
 endpoints nobody asked about: whatever parses and fits is kept, the rest dropped. Parsing
 never raises, whatever the text.
 """
@@ -12,13 +15,58 @@ import math
 import re
 from typing import Any
 
+from pydantic import BaseModel
+
 from service.drift.models import Finding
+from service.llm import StructuredOutput
 
 MAX_TEXT_CHARS = 500_000
 MAX_DECODE_ATTEMPTS = 200
 MAX_FIELD_CHARS = 4_000
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _SEVERITY_WORDS = {"breaking": "breaking", "nonbreaking": "non_breaking", "cosmetic": "cosmetic"}
+
+
+# An object at the top, because OpenAI's strict mode accepts nothing else there.
+class FindingsAnswer(BaseModel):
+    """Every contract drift found; an empty list when traffic and contract agree."""
+
+    findings: list[Finding]
+
+
+def strict_schema(node: Any, defs: dict[str, Any] | None = None) -> Any:
+    """``node`` (a pydantic JSON schema) in the form OpenAI's strict mode accepts, which the other
+    providers accept too: ``$ref`` inlined, titles dropped, and on every object
+    ``additionalProperties: false`` with every property required."""
+    if defs is None and isinstance(node, dict):
+        defs = node.get("$defs", {})
+    if isinstance(node, list):
+        return [strict_schema(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return strict_schema((defs or {})[node["$ref"].rsplit("/", 1)[-1]], defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("title", "$defs"):
+            continue
+        if key == "properties":
+            out[key] = {name: strict_schema(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = strict_schema(value, defs)
+    if out.get("type") == "object":
+        out["additionalProperties"] = False
+        out["required"] = list(out.get("properties", {}))
+    return out
+
+
+FINDINGS_SCHEMA: dict[str, Any] = strict_schema(FindingsAnswer.model_json_schema())
+FINDINGS_OUTPUT = StructuredOutput(
+    name="drift_findings",
+    tool_name="report_findings",
+    description="Report the contract drift findings: every drift the samples show, or an empty list.",
+    schema=FINDINGS_SCHEMA,
+)
 
 
 class NoJsonFound(ValueError):

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from service.budget import REPLY_RESERVE_MS, BudgetGuard
 from service.config import get_settings
-from service.drift.findings import NoJsonFound, parse_findings
+from service.drift.findings import FINDINGS_OUTPUT, NoJsonFound, parse_findings
 from service.drift.models import Endpoint, ScoreReply, ScoreRequest
 from service.drift.prompt import SPEC_BUDGET_CHARS, Prompt, build_prompt
 from service.drift.providers import ProviderChoice, choose_provider
@@ -128,7 +128,7 @@ class DriftScorer:
         )
         settled = False
         try:
-            completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard)
+            completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard, FINDINGS_OUTPUT)
             findings = parse_findings(completion.text, {e.label for e in endpoints})
             if choice.kind == "platform" and completion.tokens_used > 0:
                 self._repository.meter_platform_tokens(request_id, request.org_id, period, completion.tokens_used)
