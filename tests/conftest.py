@@ -28,6 +28,7 @@ from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tab
 from service.config import get_settings
 from service.db import database
 from service.drift.spec_source import clear_s3_cache
+from service.llm import clear_structured_refusals
 from service.secrets import token_verifier
 
 INTERNAL_TOKEN = "test-internal-token-0123456789"
@@ -75,6 +76,7 @@ def reset_service_caches() -> None:
     get_settings.cache_clear()
     parameters.clear_caches()
     token_verifier._last_forced_refresh = float("-inf")
+    clear_structured_refusals()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from service.llm.base import (
     Usage,
     WireFormat,
 )
-from service.llm.client import MAX_ATTEMPTS, MIN_ATTEMPT_MS, WIRE_FORMATS, LlmClient
+from service.llm.client import MAX_ATTEMPTS, MIN_ATTEMPT_MS, WIRE_FORMATS, LlmClient, clear_structured_refusals
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -27,4 +27,5 @@ __all__ = [
     "StructuredOutput",
     "Usage",
     "WireFormat",
+    "clear_structured_refusals",
 ]

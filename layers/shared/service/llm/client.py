@@ -53,6 +53,29 @@ HTTP_WIRE_FORMATS: dict[str, HttpWireFormat] = {"openai": OpenAiFormat(), "anthr
 WIRE_FORMATS: dict[str, WireFormat] = {**HTTP_WIRE_FORMATS, "bedrock": BedrockFormat()}
 
 
+# Targets (provider, base URL, model) that refused structured output in this process.
+_refused_structured: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+_refused_lock = threading.Lock()
+
+
+def _structured_refused_before(target: LlmTarget) -> bool:
+    with _refused_lock:
+        return (target.provider, target.base_url, target.model) in _refused_structured
+
+
+def _remember_structured_refusal(target: LlmTarget) -> None:
+    with _refused_lock:
+        _refused_structured[(target.provider, target.base_url, target.model)] = None
+        if len(_refused_structured) > MAX_REMEMBERED_REFUSALS:
+            _refused_structured.popitem(last=False)
+
+
+def clear_structured_refusals() -> None:
+    """Forget which targets refused structured output (as a cold start would)."""
+    with _refused_lock:
+        _refused_structured.clear()
+
+
 class _Retryable(Exception):
     """Worth another attempt if one fits: a transient provider error or a broken connection."""
 
@@ -119,7 +142,6 @@ class LlmClient:
         self._lock = threading.Lock()
         self._bedrock_clients: OrderedDict[tuple[float, str | None, str | None], Any] = OrderedDict()
         self._bedrock_session: Any = None
-        self._refused_structured: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     # --- the one place a target's transport is chosen -------------------------------------
 
@@ -254,16 +276,6 @@ class LlmClient:
 
     # --- the call ----------------------------------------------------------------------------
 
-    def _structured_refused_before(self, target: LlmTarget) -> bool:
-        with self._lock:
-            return (target.provider, target.base_url, target.model) in self._refused_structured
-
-    def _remember_structured_refusal(self, target: LlmTarget) -> None:
-        with self._lock:
-            self._refused_structured[(target.provider, target.base_url, target.model)] = None
-            if len(self._refused_structured) > MAX_REMEMBERED_REFUSALS:
-                self._refused_structured.popitem(last=False)
-
     def complete(
         self,
         target: LlmTarget,
@@ -279,7 +291,7 @@ class LlmClient:
         fit in the same deadline). Only the successful call's completion comes back.
         """
         wire = WIRE_FORMATS[target.provider]
-        if output is not None and self._structured_refused_before(target):
+        if output is not None and _structured_refused_before(target):
             output = None
         last_reason = "no attempt"
         attempts = 0
@@ -299,7 +311,7 @@ class LlmClient:
                         "Provider refused structured output; asking once more without it",
                         extra={"provider": target.provider, "status": failure.status, "code": failure.code},
                     )
-                    self._remember_structured_refusal(target)
+                    _remember_structured_refusal(target)
                     output = None
                     attempts -= 1  # not a transient failure: the retries stay for those
                     continue
