@@ -78,3 +78,17 @@ def test_timestamptz_parser_matches_pg8000_and_falls_back():
     for text in ("2026-11-24 04:08:27.295237+00", "2026-11-24 04:08:27+05:30", "1999-01-08 04:05:06.1-08"):
         assert parse_timestamptz(text) == timestamptz_in(text)
     assert parse_timestamptz("infinity") == timestamptz_in("infinity")
+
+
+def test_bedrock_needs_no_endpoint_and_has_its_own_default_model():
+    from service.config import DEFAULT_BEDROCK_MODEL
+
+    settings = Settings.from_env({"PLATFORM_LLM_PROVIDER": "Bedrock", "PLATFORM_LLM_ENDPOINT": "https://ignored"})
+    assert settings.platform_llm_provider == "bedrock"
+    assert settings.platform_llm_model == DEFAULT_BEDROCK_MODEL == "amazon.nova-lite-v1:0"
+    assert settings.platform_llm_endpoint == ""  # boto3 finds Bedrock (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)
+    profile = "eu.amazon.nova-lite-v1:0"
+    assert (
+        Settings.from_env({"PLATFORM_LLM_PROVIDER": "bedrock", "PLATFORM_LLM_MODEL": profile}).platform_llm_model
+        == profile
+    )

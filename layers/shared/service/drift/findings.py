@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -155,8 +156,20 @@ def _finding(item: Any, allowed_endpoints: set[str]) -> Finding | None:
     )
 
 
-def parse_findings(text: str, allowed_endpoints: set[str]) -> list[Finding]:
-    """Findings in ``text`` about ``allowed_endpoints`` ("METHOD /path").
+@dataclass(frozen=True)
+class ReadFindings:
+    """What an answer offered, and what of it survived rule 9."""
+
+    findings: list[Finding]
+    offered: int
+
+    @property
+    def dropped(self) -> int:
+        return self.offered - len(self.findings)
+
+
+def read_findings(text: str, allowed_endpoints: set[str]) -> ReadFindings:
+    """Findings in ``text`` about ``allowed_endpoints`` ("METHOD /path"), with how many items it offered.
 
     Raises :class:`NoJsonFound` only when no JSON array (or ``{"findings": [...]}``) is there
     at all: that reply is a failed call, not an empty verdict.
@@ -169,4 +182,9 @@ def parse_findings(text: str, allowed_endpoints: set[str]) -> list[Finding]:
     if items is None:
         raise NoJsonFound("no JSON findings in the model's reply")
     findings = [f for f in (_finding(item, allowed_endpoints) for item in items) if f is not None]
-    return findings
+    return ReadFindings(findings=findings, offered=len(items))
+
+
+def parse_findings(text: str, allowed_endpoints: set[str]) -> list[Finding]:
+    """:func:`read_findings`' findings only."""
+    return read_findings(text, allowed_endpoints).findings

@@ -125,6 +125,11 @@ class ScoreReply(BaseModel):
     replayed: bool = Field(
         default=False, description="true when this is the stored reply of an identical earlier request"
     )
+    truncated: bool = Field(
+        default=False,
+        description="true when the model stopped at its output limit: the findings are those complete before "
+        "the cut, and more may exist",
+    )
 
     @classmethod
     def nothing_to_score(cls, endpoints_considered: int = 0) -> ScoreReply:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from service.budget import REPLY_RESERVE_MS, BudgetGuard
 from service.config import get_settings
-from service.drift.findings import FINDINGS_OUTPUT, NoJsonFound, parse_findings
+from service.drift.findings import FINDINGS_OUTPUT, NoJsonFound, read_findings
 from service.drift.models import Endpoint, ScoreReply, ScoreRequest
 from service.drift.prompt import SPEC_BUDGET_CHARS, Prompt, build_prompt
 from service.drift.providers import ProviderChoice, choose_provider
@@ -129,7 +129,8 @@ class DriftScorer:
         settled = False
         try:
             completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard, FINDINGS_OUTPUT)
-            findings = parse_findings(completion.text, {e.label for e in endpoints})
+            answer = read_findings(completion.text, {e.label for e in endpoints})
+            findings = answer.findings
             if choice.kind == "platform" and completion.tokens_used > 0:
                 self._repository.meter_platform_tokens(request_id, request.org_id, period, completion.tokens_used)
                 settled = True
@@ -144,6 +145,18 @@ class DriftScorer:
                 self._release_quietly(request_id)
 
         metrics.add_metric(name="Findings", unit=MetricUnit.Count, value=len(findings))
+        metrics.add_metric(name="FindingsDropped", unit=MetricUnit.Count, value=answer.dropped)
+        logger.info(
+            "LLM answered",
+            extra={
+                "structured": completion.structured,
+                "truncated": completion.truncated,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "findings_offered": answer.offered,
+                "findings_kept": len(findings),
+            },
+        )
         metrics.add_metric(name="TokensUsed", unit=MetricUnit.Count, value=completion.tokens_used)
         return ScoreReply(
             findings=findings,
@@ -154,6 +167,7 @@ class DriftScorer:
             endpoints_considered=len(endpoints),
             samples_used=len(captures),
             endpoints_not_in_contract=contract.not_in_contract,
+            truncated=completion.truncated,
         )
 
     @staticmethod
