@@ -44,7 +44,7 @@ BACKOFF_CAP_SECONDS = 4.0
 MIN_ATTEMPT_MS = 150.0
 MAX_REPLY_BYTES = 2 * 1024 * 1024
 MAX_ERROR_BYTES = 16 * 1024
-# Targets (provider, base URL, model) that refused structured output, remembered per process.
+# At most this many targets that refused structured output are remembered (oldest forgotten first).
 MAX_REMEMBERED_REFUSALS = 256
 # Bedrock clients cached per timeout step (boto3 fixes timeouts per client).
 MAX_BEDROCK_CLIENTS = 8
@@ -79,10 +79,9 @@ def clear_structured_refusals() -> None:
 class _Retryable(Exception):
     """Worth another attempt if one fits: a transient provider error or a broken connection."""
 
-    def __init__(self, reason: str, retry_after_s: float | None = None, status: int | None = None) -> None:
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
-        self.status = status
 
 
 class _Failed(Exception):
@@ -323,7 +322,7 @@ class LlmClient:
                             **({"provider_code": failure.code} if failure.code else {}),
                         },
                     ) from None
-                retry = _Retryable(str(failed), failure.retry_after_s, failure.status)
+                retry = _Retryable(str(failed), failure.retry_after_s)
             except _Retryable as transient:
                 retry = transient
             last_reason = str(retry)
