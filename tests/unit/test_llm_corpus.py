@@ -9,7 +9,7 @@ EXPECTED: dict[str, tuple[int, int] | None] = {
     "openai_json_schema": (3, 2),  # a finding about an endpoint nobody asked about
     "openai_prose_fence": (3, 2),  # "Breaking"/"non-breaking" normalised; confidence "high" dropped
     "openai_refusal": None,
-    "openai_length": (1, 1),  # the one finding complete before the cut
+    "openai_length": (2, 2),  # the two findings complete before the cut
     "anthropic_tool_use": (3, 2),  # "post /orders" normalised, 1.3 clamped; "critical" dropped
     "anthropic_prose_fence": (2, 2),
     "anthropic_refusal": None,

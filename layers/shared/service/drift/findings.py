@@ -106,9 +106,14 @@ def _as_item_list(value: Any) -> list[Any] | None:
         inner = value.get("findings")
         if isinstance(inner, list):
             return inner
-        if "severity" in value:
-            return [value]
     return None
+
+
+def _lone_findings(values: list[Any]) -> list[Any] | None:
+    """Finding-shaped objects standing alone: prose listing them one by one, or an array cut
+    short by the output limit, whose complete items decode one at a time."""
+    lone = [value for value in values if isinstance(value, dict) and "severity" in value]
+    return lone or None
 
 
 def normalise_endpoint(raw: str) -> str:
@@ -175,10 +180,13 @@ def read_findings(text: str, allowed_endpoints: set[str]) -> ReadFindings:
     at all: that reply is a failed call, not an empty verdict.
     """
     items: list[Any] | None = None
-    for value in _candidates(text[:MAX_TEXT_CHARS] if isinstance(text, str) else ""):
+    candidates = _candidates(text[:MAX_TEXT_CHARS] if isinstance(text, str) else "")
+    for value in candidates:
         items = _as_item_list(value)
         if items is not None:
             break
+    if items is None:
+        items = _lone_findings(candidates)
     if items is None:
         raise NoJsonFound("no JSON findings in the model's reply")
     findings = [f for f in (_finding(item, allowed_endpoints) for item in items) if f is not None]
