@@ -189,13 +189,15 @@ def load_demo_data(db: Any, *, byok_passphrase: str, llm: DemoLlm | None) -> Non
                 request_body=request_body,
                 response_body=response_body,
             )
+    # An org's own key speaks OpenAI or Anthropic; Bedrock is only ever the platform's model.
+    own_key = llm if llm is not None and llm.provider != "bedrock" else None
     byok: dict[str, Any] = {
-        "provider": llm.provider if llm else "openai",
-        "api_key": encrypt_api_key(llm.api_key if llm else "sk-demo-not-a-real-key", byok_passphrase),
-        "enabled": llm is not None,
+        "provider": own_key.provider if own_key else "openai",
+        "api_key": encrypt_api_key(own_key.api_key if own_key else "sk-demo-not-a-real-key", byok_passphrase),
+        "enabled": own_key is not None,
     }
-    if llm:
-        byok.update(base_url=llm.endpoint, model=llm.model)
+    if own_key:
+        byok.update(base_url=own_key.endpoint, model=own_key.model)
     set_org_setting(db, TEAM_ORG_ID, "byok", byok)
     _load_graph(db)
 

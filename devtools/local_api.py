@@ -53,12 +53,19 @@ from devtools.events import http_event
 from devtools.handlers import ROOT, FunctionSpec, function_specs, handler_of
 from devtools.lambda_context import LocalLambdaContext
 from devtools.postgres import EmbeddedPostgres, start_postgres
+from service.config import DEFAULT_BEDROCK_MODEL, DEFAULT_PLATFORM_MODEL
 
 DEFAULT_PORT = 3000
 TOKEN_SECRET = "local/internal-token"
 PLATFORM_LLM_SECRET = "local/platform-llm-key"
 BYOK_SECRET = "local/byok-passphrase"
-DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-latest"}
+DEFAULT_MODELS = {
+    "openai": DEFAULT_PLATFORM_MODEL,
+    "anthropic": "claude-3-5-haiku-latest",
+    "bedrock": DEFAULT_BEDROCK_MODEL,
+}
+# boto3's own variable: where the Bedrock Runtime (Converse) is reached.
+BEDROCK_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
 # A blank secret is "not configured" (the template creates the platform secret as " " too).
 UNSET_SECRET_VALUE = " "
 # Local servers (Ollama, vLLM, llama.cpp) need no key, but a blank secret means "no provider".
@@ -116,7 +123,9 @@ def function_environment(
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
         "IDEMPOTENCY_TTL_SECONDS": "900",
     }
-    if llm:
+    if llm and llm.provider == "bedrock":
+        env[BEDROCK_ENDPOINT_VARIABLE] = llm.endpoint  # boto3 reads it; the role is moto's test identity
+    elif llm:
         env["PLATFORM_LLM_ENDPOINT"] = llm.endpoint
     return env
 
@@ -131,8 +140,9 @@ def apply_environment(env: Mapping[str, str]) -> None:
     os.environ.update(env)
     # In Lambda the variable is set before the logger exists; here the logger may be older.
     logger.append_keys(service=env.get("POWERTOOLS_SERVICE_NAME", "local"))
-    if not env.get("PLATFORM_LLM_ENDPOINT"):
-        os.environ.pop("PLATFORM_LLM_ENDPOINT", None)
+    for name in ("PLATFORM_LLM_ENDPOINT", BEDROCK_ENDPOINT_VARIABLE):
+        if not env.get(name):
+            os.environ.pop(name, None)
     get_settings.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
@@ -487,13 +497,15 @@ def banner(stack: LocalStack, base_url: str) -> str:
     ]
     if stack.llm:
         llm = stack.llm
-        lines.append(f"LLM:                              {llm.provider} {llm.model} at {llm.endpoint}")
+        where = f"{llm.endpoint} ({BEDROCK_ENDPOINT_VARIABLE})" if llm.provider == "bedrock" else llm.endpoint
+        lines.append(f"LLM:                              {llm.provider} {llm.model} at {where}")
     else:
         lines += [
             "LLM:                              none configured. Drift calls of the pro and team demo orgs answer",
             '    500 INTERNAL_ERROR "No platform LLM provider is configured (PLATFORM_LLM_SECRET_ID)".',
             "    Use one: make run ARGS='--llm-endpoint URL [--llm-provider openai|anthropic] [--llm-model M]",
-            "    [--llm-key K]' (any OpenAI-compatible or Anthropic base URL, without /v1).",
+            "    [--llm-key K]' (any OpenAI-compatible or Anthropic base URL, without /v1), or",
+            "    make run ARGS='--llm-provider bedrock --bedrock-endpoint URL [--llm-model ID]' (a Converse server).",
         ]
     gate = "on" if stack.traverse_enabled else "off (410 Gone; drop --no-traverse to switch it on)"
     lines += [
@@ -502,8 +514,7 @@ def banner(stack: LocalStack, base_url: str) -> str:
         "Demo organizations (each workspace has fresh captures that drift from the demo spec):",
         f"  free  org {demo_data.FREE_ORG_ID}  workspace {demo_data.FREE_WORKSPACE_ID}  (AI disabled: 403)",
         f"  pro   org {demo_data.PRO_ORG_ID}  workspace {demo_data.PRO_WORKSPACE_ID}  (platform key)",
-        f"  team  org {demo_data.TEAM_ORG_ID}  workspace {demo_data.TEAM_WORKSPACE_ID}  "
-        + ("(BYOK key, encrypted)" if stack.llm else "(BYOK key stored disabled: no LLM given; uses the platform key)"),
+        f"  team  org {demo_data.TEAM_ORG_ID}  workspace {demo_data.TEAM_WORKSPACE_ID}  " + team_byok_note(stack.llm),
         "",
         "Try (the pro org):",
         *curl_lines(stack, base_url).values(),
@@ -513,14 +524,25 @@ def banner(stack: LocalStack, base_url: str) -> str:
     return "\n".join(lines)
 
 
+def team_byok_note(llm: demo_data.DemoLlm | None) -> str:
+    if llm is None:
+        return "(BYOK key stored disabled: no LLM given; uses the platform key)"
+    if llm.provider == "bedrock":
+        return "(BYOK key stored disabled: Bedrock is platform-only; uses the platform model)"
+    return "(BYOK key, encrypted)"
+
+
 def llm_from_args(args: argparse.Namespace) -> demo_data.DemoLlm | None:
-    if not args.llm_endpoint:
-        return None
     provider = str(args.llm_provider or "openai").lower()
     if provider not in DEFAULT_MODELS:
         raise SystemExit(f"--llm-provider must be one of {', '.join(DEFAULT_MODELS)}")
+    endpoint = (args.bedrock_endpoint or args.llm_endpoint) if provider == "bedrock" else args.llm_endpoint
+    if not endpoint:
+        if provider == "bedrock":
+            raise SystemExit("--llm-provider bedrock needs --bedrock-endpoint URL (a Bedrock Runtime Converse server)")
+        return None
     return demo_data.DemoLlm(
-        endpoint=args.llm_endpoint,
+        endpoint=endpoint,
         provider=provider,
         model=args.llm_model or DEFAULT_MODELS[provider],
         api_key=args.llm_key or KEYLESS_PLACEHOLDER,
@@ -530,7 +552,14 @@ def llm_from_args(args: argparse.Namespace) -> demo_data.DemoLlm | None:
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument("--llm-endpoint", default=env("PLATFORM_LLM_ENDPOINT"), help="LLM base URL, without /v1")
-    parser.add_argument("--llm-provider", default=env("PLATFORM_LLM_PROVIDER"), help="openai (default) or anthropic")
+    parser.add_argument(
+        "--llm-provider", default=env("PLATFORM_LLM_PROVIDER"), help="openai (default), anthropic or bedrock"
+    )
+    parser.add_argument(
+        "--bedrock-endpoint",
+        default=env(BEDROCK_ENDPOINT_VARIABLE),
+        help=f"with --llm-provider bedrock: the Bedrock Runtime URL ({BEDROCK_ENDPOINT_VARIABLE})",
+    )
     parser.add_argument("--llm-model", default=env("PLATFORM_LLM_MODEL"), help="model name")
     parser.add_argument("--llm-key", default=env("PLATFORM_LLM_API_KEY"), help="API key (env PLATFORM_LLM_API_KEY)")
 

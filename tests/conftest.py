@@ -32,6 +32,7 @@ from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tab
 from service.config import get_settings
 from service.db import database, parse_database_url
 from service.drift.spec.source import clear_s3_cache
+from service.llm import clear_structured_refusals
 from service.secrets import token_verifier
 
 INTERNAL_TOKEN = "test-internal-token-0123456789"
@@ -122,6 +123,7 @@ def reset_service_caches() -> None:
     get_settings.cache_clear()
     parameters.clear_caches()
     token_verifier._last_forced_refresh = float("-inf")
+    clear_structured_refusals()
 
 
 _service_database_url: str | None = None

@@ -9,7 +9,7 @@ import pytest
 
 from devtools.demo_data import DemoLlm
 from devtools.fake_llm import FakeLlmServer
-from devtools.local_api import LocalApiServer, LocalStack, prepare_stack, serve
+from devtools.local_api import DEFAULT_MODELS, LocalApiServer, LocalStack, prepare_stack, serve
 from devtools.postgres import EmbeddedPostgres, truncate_app_tables
 from tests.conftest import reset_service_caches
 
@@ -24,16 +24,20 @@ def make_stack(
     llm_server: FakeLlmServer,
     admin_db: Any,
 ) -> Iterator[MakeStack]:
-    """``make_stack(llm=True, traverse_enabled=True, token=None)``: demo data, secrets, environment.
+    """``make_stack(llm=True, traverse_enabled=True, token=None, provider="openai")``: demo data,
+    secrets, environment.
 
     ``llm=True`` points the platform key (and the team org's BYOK key) at the test LLM server,
-    as ``--llm-endpoint`` does; the environment is installed with ``monkeypatch``.
+    as ``--llm-endpoint`` does (``provider="bedrock"``: as ``--bedrock-endpoint`` does); the
+    environment is installed with ``monkeypatch``.
     """
 
-    def make(*, llm: bool = True, traverse_enabled: bool = True, token: str | None = None) -> LocalStack:
+    def make(
+        *, llm: bool = True, traverse_enabled: bool = True, token: str | None = None, provider: str = "openai"
+    ) -> LocalStack:
         truncate_app_tables(admin_db)
         llm_server.reset()
-        target = DemoLlm(llm_server.base_url, "openai", "gpt-4o-mini", "sk-local-test") if llm else None
+        target = DemoLlm(llm_server.base_url, provider, DEFAULT_MODELS[provider], "sk-local-test") if llm else None
         stack = prepare_stack(postgres, aws_endpoint, token=token, llm=target, traverse_enabled=traverse_enabled)
         for name, value in stack.env.items():
             monkeypatch.setenv(name, value)

@@ -17,12 +17,15 @@ import pytest
 from devtools import demo_data
 from devtools.handlers import ROOT, FunctionSpec, find_function, function_specs, load_template
 from devtools.local_api import (
+    BEDROCK_ENDPOINT_VARIABLE,
     FunctionInstance,
     LocalApiServer,
+    add_llm_arguments,
     banner,
     curl_lines,
     event_from_request,
     function_environment,
+    llm_from_args,
     reply_to_http,
 )
 from devtools.openapi import build_openapi
@@ -111,6 +114,39 @@ def test_drift_without_an_llm_says_no_provider_is_set(api_server: LocalApiServer
             "request_id": headers["apigw-requestid"],
             "details": None,
         }
+
+
+def _llm_args(*argv: str) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_llm_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_bedrock_from_the_command_line_scores_through_converse(
+    api_server: LocalApiServer, make_stack: MakeStack, llm_server: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """``make run ARGS='--llm-provider bedrock --bedrock-endpoint URL'``: the platform model is the
+    Converse server at URL; the team org's BYOK key stays disabled (Bedrock is platform-only)."""
+    monkeypatch.delenv(BEDROCK_ENDPOINT_VARIABLE, raising=False)
+    monkeypatch.delenv("PLATFORM_LLM_PROVIDER", raising=False)
+    chosen = llm_from_args(_llm_args("--llm-provider", "bedrock", "--bedrock-endpoint", llm_server.base_url))
+    assert chosen is not None and (chosen.provider, chosen.endpoint) == ("bedrock", llm_server.base_url)
+    with pytest.raises(SystemExit):
+        llm_from_args(_llm_args("--llm-provider", "bedrock"))
+    stack = make_stack(provider="bedrock")
+    assert stack.env[BEDROCK_ENDPOINT_VARIABLE] == llm_server.base_url and "PLATFORM_LLM_ENDPOINT" not in stack.env
+    assert f"bedrock {chosen.model} at {llm_server.base_url}" in banner(stack, api_server.url)
+    for org, workspace in (
+        (demo_data.PRO_ORG_ID, demo_data.PRO_WORKSPACE_ID),
+        (demo_data.TEAM_ORG_ID, demo_data.TEAM_WORKSPACE_ID),
+    ):
+        status, _, body = http(api_server, "POST", SCORE_PATH, drift_body(org, workspace), token=stack.token)
+        assert (status, body["provider"]) == (200, "platform"), body
+        assert sorted(f["endpoint"] for f in body["findings"]) == DEMO_LABELS
+    assert [request.wire for request in llm_server.requests] == ["bedrock", "bedrock"]
+    assert all("toolConfig" in request.body for request in llm_server.requests)
 
 
 def test_banner_tells_a_newcomer_what_runs(api_server: LocalApiServer, make_stack: MakeStack):

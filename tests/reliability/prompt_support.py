@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from devtools.fake_llm import RecordedRequest
+from service.drift.prompt import ANSWER_LINE
 
 _NONCE_IN_SYSTEM = re.compile(r'"<<<DATA-([0-9a-f]+) \.\.\."')
 # Lines the prompt builder writes itself, outside any fence.
@@ -15,7 +16,7 @@ _OWN_LINES = (
     re.compile(r"^### [A-Z]+ \S.*$"),
     re.compile(r"^Sample \d+: status (-?\d+|None), at \S+$"),
     re.compile(r"^\(no traffic captured\)$"),
-    re.compile(r"^Answer with the JSON array only\.$"),
+    re.compile(rf"^{re.escape(ANSWER_LINE)}$"),
     re.compile(r"^$"),
 )
 

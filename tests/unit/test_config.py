@@ -104,3 +104,17 @@ def test_require_with_a_root_certificate_verifies_like_verify_ca():
     assert parse_database_url("postgresql://u@h/d").ssl_context() is None  # prefer: pg8000 falls back on 'N'
     full = parse_database_url("postgresql://u@h/d?sslmode=verify-full").ssl_context()
     assert isinstance(full, ssl.SSLContext) and full.check_hostname and full.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_bedrock_needs_no_endpoint_and_has_its_own_default_model():
+    from service.config import DEFAULT_BEDROCK_MODEL
+
+    settings = Settings.from_env({"PLATFORM_LLM_PROVIDER": "Bedrock", "PLATFORM_LLM_ENDPOINT": "https://ignored"})
+    assert settings.platform_llm_provider == "bedrock"
+    assert settings.platform_llm_model == DEFAULT_BEDROCK_MODEL == "amazon.nova-lite-v1:0"
+    assert settings.platform_llm_endpoint == ""  # boto3 finds Bedrock (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)
+    profile = "eu.amazon.nova-lite-v1:0"
+    assert (
+        Settings.from_env({"PLATFORM_LLM_PROVIDER": "bedrock", "PLATFORM_LLM_MODEL": profile}).platform_llm_model
+        == profile
+    )

@@ -121,3 +121,14 @@ def test_parsing_never_raises_on_any_json_value(value: object):
     except NoJsonFound:
         return
     assert all(f.severity in ("breaking", "non_breaking", "cosmetic") for f in findings)
+
+
+def test_an_array_cut_by_the_output_limit_keeps_every_complete_finding():
+    whole = json.dumps({"findings": [item(), item(severity="cosmetic"), item()]})
+    cut = whole[: whole.rindex('"rationale"')]  # inside the third finding
+    assert [f.severity for f in parse_findings(cut, ALLOWED)] == ["breaking", "cosmetic"]
+
+
+def test_an_array_wins_over_a_lone_example_object_before_it():
+    text = 'An item looks like {"severity": "cosmetic"}. Answer: ' + json.dumps([item()])
+    assert [f.severity for f in parse_findings(text, ALLOWED)] == ["breaking"]

@@ -21,6 +21,15 @@ PUBLIC_LLM_ENDPOINTS = {
     "openai": "https://api.openai.com",
     "anthropic": "https://api.anthropic.com",
 }
+DEFAULT_PLATFORM_MODEL = "gpt-4o-mini"
+# PLATFORM_LLM_PROVIDER=bedrock without PLATFORM_LLM_MODEL (DESIGN §12.2). Amazon Nova Lite: an
+# Amazon model, so IAM alone opens it (no Marketplace subscription, no third-party use-case form);
+# Converse supports its system prompt and forcing one tool (toolChoice.tool); priced in the
+# small-model tier like gpt-4o-mini with a 300k-token context; and a foundation-model id (not a
+# geographic inference profile) keeps the data in the function's region. Where Nova Lite has no
+# in-region on-demand throughput, set the geographic profile (us./eu./apac.amazon.nova-lite-v1:0).
+# template.yaml repeats this id for its IAM grant (a unit test keeps the two equal).
+DEFAULT_BEDROCK_MODEL = "amazon.nova-lite-v1:0"
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 
 
@@ -66,8 +75,8 @@ class Settings(BaseModel):
     database_iam_auth: bool = False
     byok_encryption_key_secret_id: str | None = None
     platform_llm_secret_id: str | None = None
-    platform_llm_provider: Literal["openai", "anthropic"] = "openai"
-    platform_llm_model: str = "gpt-4o-mini"
+    platform_llm_provider: Literal["openai", "anthropic", "bedrock"] = "openai"
+    platform_llm_model: str = DEFAULT_PLATFORM_MODEL
     platform_llm_endpoint: str = PUBLIC_LLM_ENDPOINTS["openai"]
     traverse_experimental_enabled: bool = False
     traverse_hard_wall_ms: int = DEFAULT_TRAVERSE_WALL_MS
@@ -112,9 +121,12 @@ class Settings(BaseModel):
             "byok_encryption_key_secret_id": opt("BYOK_ENCRYPTION_KEY_SECRET_ID"),
             "platform_llm_secret_id": opt("PLATFORM_LLM_SECRET_ID"),
             "platform_llm_provider": provider,
-            "platform_llm_model": opt("PLATFORM_LLM_MODEL") or "gpt-4o-mini",
-            "platform_llm_endpoint": opt("PLATFORM_LLM_ENDPOINT")
-            or PUBLIC_LLM_ENDPOINTS.get(provider, PUBLIC_LLM_ENDPOINTS["openai"]),
+            "platform_llm_model": opt("PLATFORM_LLM_MODEL")
+            or (DEFAULT_BEDROCK_MODEL if provider == "bedrock" else DEFAULT_PLATFORM_MODEL),
+            # Bedrock is reached where boto3 says (AWS_ENDPOINT_URL_BEDROCK_RUNTIME or the region's).
+            "platform_llm_endpoint": ""
+            if provider == "bedrock"
+            else opt("PLATFORM_LLM_ENDPOINT") or PUBLIC_LLM_ENDPOINTS.get(provider, PUBLIC_LLM_ENDPOINTS["openai"]),
             "traverse_experimental_enabled": parse_flag(env.get("TRAVERSE_EXPERIMENTAL_ENABLED")),
             "traverse_hard_wall_ms": parse_clamped_int(
                 env.get("TRAVERSE_HARD_WALL_MS"), DEFAULT_TRAVERSE_WALL_MS, TRAVERSE_WALL_BOUNDS_MS

@@ -1,6 +1,9 @@
-"""Turn an LLM's free text into validated findings (DESIGN §5 rule 9).
+"""The findings' wire schema (DESIGN §12.1), and validated findings out of an LLM's answer (§5 rule 9).
 
-The model may wrap its JSON in prose or code fences, invent severities, or talk about
+The schema asked for is derived from :class:`~service.drift.models.Finding`, so what is asked
+for and what is validated cannot drift apart. Structured output is not a guarantee (a
+compatible server may ignore it, a fallback call goes without it), so the answer is still read
+leniently: the model may wrap its JSON in prose or code fences, invent severities, or talk about
 endpoints nobody asked about: whatever parses and fits is kept, the rest dropped. Parsing
 never raises, whatever the text.
 """
@@ -10,15 +13,61 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from service.drift.models import Finding
+from service.llm import StructuredOutput
 
 MAX_TEXT_CHARS = 500_000
 MAX_DECODE_ATTEMPTS = 200
 MAX_FIELD_CHARS = 4_000
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _SEVERITY_WORDS = {"breaking": "breaking", "nonbreaking": "non_breaking", "cosmetic": "cosmetic"}
+
+
+# An object at the top, because OpenAI's strict mode accepts nothing else there.
+class FindingsAnswer(BaseModel):
+    """Every contract drift found; an empty list when traffic and contract agree."""
+
+    findings: list[Finding]
+
+
+def strict_schema(node: Any, defs: dict[str, Any] | None = None) -> Any:
+    """``node`` (a pydantic JSON schema) in the form OpenAI's strict mode accepts, which the other
+    providers accept too: ``$ref`` inlined, titles dropped, and on every object
+    ``additionalProperties: false`` with every property required."""
+    if defs is None and isinstance(node, dict):
+        defs = node.get("$defs", {})
+    if isinstance(node, list):
+        return [strict_schema(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return strict_schema((defs or {})[node["$ref"].rsplit("/", 1)[-1]], defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("title", "$defs"):
+            continue
+        if key == "properties":
+            out[key] = {name: strict_schema(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = strict_schema(value, defs)
+    if out.get("type") == "object":
+        out["additionalProperties"] = False
+        out["required"] = list(out.get("properties", {}))
+    return out
+
+
+FINDINGS_SCHEMA: dict[str, Any] = strict_schema(FindingsAnswer.model_json_schema())
+FINDINGS_OUTPUT = StructuredOutput(
+    name="drift_findings",
+    tool_name="report_findings",
+    description="Report the contract drift findings: every drift the samples show, or an empty list.",
+    schema=FINDINGS_SCHEMA,
+)
 
 
 class NoJsonFound(ValueError):
@@ -57,9 +106,14 @@ def _as_item_list(value: Any) -> list[Any] | None:
         inner = value.get("findings")
         if isinstance(inner, list):
             return inner
-        if "severity" in value:
-            return [value]
     return None
+
+
+def _lone_findings(values: list[Any]) -> list[Any] | None:
+    """Finding-shaped objects standing alone: prose listing them one by one, or an array cut
+    short by the output limit, whose complete items decode one at a time."""
+    lone = [value for value in values if isinstance(value, dict) and "severity" in value]
+    return lone or None
 
 
 def normalise_endpoint(raw: str) -> str:
@@ -107,18 +161,38 @@ def _finding(item: Any, allowed_endpoints: set[str]) -> Finding | None:
     )
 
 
-def parse_findings(text: str, allowed_endpoints: set[str]) -> list[Finding]:
-    """Findings in ``text`` about ``allowed_endpoints`` ("METHOD /path").
+@dataclass(frozen=True)
+class ReadFindings:
+    """What an answer offered, and what of it survived rule 9."""
+
+    findings: list[Finding]
+    offered: int
+
+    @property
+    def dropped(self) -> int:
+        return self.offered - len(self.findings)
+
+
+def read_findings(text: str, allowed_endpoints: set[str]) -> ReadFindings:
+    """Findings in ``text`` about ``allowed_endpoints`` ("METHOD /path"), with how many items it offered.
 
     Raises :class:`NoJsonFound` only when no JSON array (or ``{"findings": [...]}``) is there
     at all: that reply is a failed call, not an empty verdict.
     """
     items: list[Any] | None = None
-    for value in _candidates(text[:MAX_TEXT_CHARS] if isinstance(text, str) else ""):
+    candidates = _candidates(text[:MAX_TEXT_CHARS] if isinstance(text, str) else "")
+    for value in candidates:
         items = _as_item_list(value)
         if items is not None:
             break
     if items is None:
+        items = _lone_findings(candidates)
+    if items is None:
         raise NoJsonFound("no JSON findings in the model's reply")
     findings = [f for f in (_finding(item, allowed_endpoints) for item in items) if f is not None]
-    return findings
+    return ReadFindings(findings=findings, offered=len(items))
+
+
+def parse_findings(text: str, allowed_endpoints: set[str]) -> list[Finding]:
+    """:func:`read_findings`' findings only."""
+    return read_findings(text, allowed_endpoints).findings

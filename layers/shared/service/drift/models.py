@@ -93,12 +93,20 @@ class ScoreRequest(BaseModel):
         return DEFAULT_SAMPLES_PER_ENDPOINT if wanted is None else max(low, min(high, wanted))
 
 
+# Also the source of the structured-output schema sent to the model (DESIGN §12.1,
+# service.drift.findings.FINDINGS_SCHEMA): the docstring and descriptions are the model's guidance.
 class Finding(BaseModel):
-    severity: Severity
-    endpoint: str = Field(description='"METHOD /path"')
-    description: str
-    confidence: float = Field(ge=0.0, le=1.0)
-    rationale: str
+    """One contract drift seen in the captured traffic."""
+
+    severity: Severity = Field(
+        description='"breaking": a client written against the contract would fail; "non_breaking": '
+        'the traffic adds what the contract lacks without breaking clients; "cosmetic": naming, '
+        "formatting or documentation"
+    )
+    endpoint: str = Field(description='"METHOD /path": exactly one of the endpoints asked about')
+    description: str = Field(description="What drifted, in one sentence")
+    confidence: float = Field(ge=0.0, le=1.0, description="How sure the samples make it, from 0 to 1")
+    rationale: str = Field(description="The evidence from the samples")
 
 
 class ScoreReply(BaseModel):
@@ -116,6 +124,11 @@ class ScoreReply(BaseModel):
     )
     replayed: bool = Field(
         default=False, description="true when this is the stored reply of an identical earlier request"
+    )
+    truncated: bool = Field(
+        default=False,
+        description="true when the model stopped at its output limit: the findings are those complete before "
+        "the cut, and more may exist",
     )
 
     @classmethod

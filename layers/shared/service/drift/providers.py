@@ -167,7 +167,8 @@ def choose_provider(org: OrgContext, settings: Settings) -> ProviderChoice:
 
     Raises ``ResourceLimitExceeded`` when AI is disabled for the org or its quota is spent,
     and ``InternalError`` when an enabled BYOK key cannot be decrypted, or when a paid org
-    should use the platform key but none is configured.
+    should use the platform key but none is configured (Bedrock needs none: the function's IAM
+    role reaches it).
     """
     byok = _byok_choice(org.byok_setting, settings)
     if byok is not None:
@@ -184,9 +185,12 @@ def choose_provider(org: OrgContext, settings: Settings) -> ProviderChoice:
             "Monthly AI token quota exhausted",
             {"reason": "quota_exhausted", "limit": limit, "used": org.tokens_used_this_month},
         )
-    api_key = read_configured_secret(settings.platform_llm_secret_id)
-    if api_key is None:
-        raise InternalError("No platform LLM provider is configured (PLATFORM_LLM_SECRET_ID)")
+    api_key = ""  # Bedrock: the function's IAM role, no key (DESIGN §12.2)
+    if settings.platform_llm_provider != "bedrock":
+        secret = read_configured_secret(settings.platform_llm_secret_id)
+        if secret is None:
+            raise InternalError("No platform LLM provider is configured (PLATFORM_LLM_SECRET_ID)")
+        api_key = secret
     return ProviderChoice(
         kind="platform",
         target=LlmTarget(

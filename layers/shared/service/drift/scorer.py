@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from service.budget import REPLY_RESERVE_MS, BudgetGuard
 from service.config import get_settings
 from service.drift.audit import AuditTrail
-from service.drift.findings import NoJsonFound, parse_findings
+from service.drift.findings import FINDINGS_OUTPUT, NoJsonFound, read_findings
 from service.drift.models import Endpoint, ScoreReply, ScoreRequest
 from service.drift.prompt import SPEC_BUDGET_CHARS, Prompt, build_prompt
 from service.drift.providers import ProviderChoice, choose_provider
@@ -132,14 +132,15 @@ class DriftScorer:
         )
         settled = False
         try:
-            completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard)
+            completion = self._llm.complete(choice.target, prompt.system, prompt.user, guard, FINDINGS_OUTPUT)
             # The provider's tokens are spent whatever the reply holds: metered and audited
             # before it is parsed, so a reply without findings JSON is still paid for (§10.3.6).
             if choice.kind == "platform" and completion.tokens_used > 0:
                 self._repository.meter_platform_tokens(request_id, request.org_id, period, completion.tokens_used)
                 settled = True
             self._audit.record_completion(request.org_id, choice.kind, completion)
-            findings = parse_findings(completion.text, {e.label for e in endpoints})
+            answer = read_findings(completion.text, {e.label for e in endpoints})
+            findings = answer.findings
         except NoJsonFound:
             metrics.add_metric(name="LlmFailures", unit=MetricUnit.Count, value=1)
             raise UpstreamError("LLM reply held no findings JSON") from None
@@ -151,6 +152,18 @@ class DriftScorer:
                 self._release_quietly(request_id)
 
         metrics.add_metric(name="Findings", unit=MetricUnit.Count, value=len(findings))
+        metrics.add_metric(name="FindingsDropped", unit=MetricUnit.Count, value=answer.dropped)
+        logger.info(
+            "LLM answered",
+            extra={
+                "structured": completion.structured,
+                "truncated": completion.truncated,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "findings_offered": answer.offered,
+                "findings_kept": len(findings),
+            },
+        )
         metrics.add_metric(name="TokensUsed", unit=MetricUnit.Count, value=completion.tokens_used)
         return ScoreReply(
             findings=findings,
@@ -161,6 +174,7 @@ class DriftScorer:
             endpoints_considered=len(endpoints),
             samples_used=len(captures),
             endpoints_not_in_contract=contract.not_in_contract,
+            truncated=completion.truncated,
         )
 
     @staticmethod
