@@ -156,6 +156,8 @@ class FakeLlmServer:
         self.requests: list[RecordedRequest] = []
         self.script: deque[Step] = deque()
         self.completed_tokens = 0
+        # (prompt, completion) tokens of every completion answered, as its reply reported them.
+        self.reported_usage: list[tuple[int, int]] = []
         self.refuses_structured = False
         self.refusal_style: Literal["param", "message"] = "param"
         # Requests that arrived before the last reset() (a slow one a test gave up on) must
@@ -174,6 +176,7 @@ class FakeLlmServer:
             self.requests.clear()
             self.script.clear()
             self.completed_tokens = 0
+            self.reported_usage.clear()
             self.refuses_structured = False
             self.refusal_style = "param"
             self._generation += 1
@@ -278,6 +281,7 @@ class FakeLlmServer:
         with self._lock:
             if step.status == 200 and generation == self._generation:
                 self.completed_tokens += prompt_tokens + output_tokens
+                self.reported_usage.append((prompt_tokens, output_tokens))
         model = request.model
         reply: dict[str, Any]
         if request.wire == "bedrock":

@@ -283,11 +283,8 @@ def expected_metadata(kind: str, sent_tokens: tuple[int, int]) -> dict[str, Any]
 
 def fake_llm_usage(llm_server: Any) -> tuple[int, int]:
     """Prompt and completion tokens the fake LLM reported for its one completion."""
-    from devtools.fake_llm import default_completion_text, token_counts
-
-    [sent] = llm_server.requests
-    text = default_completion_text(sent.user_prompt)
-    return token_counts(len(sent.user_prompt) + len(sent.system_prompt), text)
+    [usage] = llm_server.reported_usage
+    return usage
 
 
 @pytest.mark.parametrize("kind", ["platform", "byok"])
