@@ -82,9 +82,13 @@ def token_counts(prompt_chars: int, text: str) -> tuple[int, int]:
 
 
 class FakeLlmServer:
-    """Start with :meth:`start`; ``base_url`` has no ``/v1`` (as PLATFORM_LLM_ENDPOINT)."""
+    """Start with :meth:`start`; ``base_url`` has no ``/v1`` (as PLATFORM_LLM_ENDPOINT).
 
-    def __init__(self) -> None:
+    ``host`` is a loopback address (127.0.0.0/8); ``port`` 0 picks a free one.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self.port = host, port
         self.requests: list[RecordedRequest] = []
         self.script: deque[Step] = deque()
         self.completed_tokens = 0
@@ -97,7 +101,7 @@ class FakeLlmServer:
     @property
     def base_url(self) -> str:
         assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
 
     def reset(self) -> None:
         with self._lock:
@@ -150,7 +154,7 @@ class FakeLlmServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self.base_url

@@ -113,6 +113,8 @@ def function_environment(
         "TRAVERSE_MAX_HOPS": "3",
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
         "IDEMPOTENCY_TTL_SECONDS": "900",
+        # The local fake LLM and any --llm-endpoint on this machine are BYOK targets on loopback.
+        "BYOK_PRIVATE_NETWORKS_ALLOWED": "127.0.0.0/8,::1/128",
     }
     if llm:
         env["PLATFORM_LLM_ENDPOINT"] = llm.endpoint

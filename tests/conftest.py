@@ -36,6 +36,7 @@ PLATFORM_KEY = "sk-platform-test"
 PLATFORM_SECRET = "test/platform-llm-key"
 BYOK_PASSPHRASE = "byok passphrase for tests"
 BYOK_SECRET = "test/byok-passphrase"
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +108,8 @@ def service_env(
         "POWERTOOLS_METRICS_NAMESPACE": "Tests",
         "POWERTOOLS_SERVICE_NAME": "tests",
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+        # The fake LLMs listen on loopback over plain http (DESIGN §13.2).
+        "BYOK_PRIVATE_NETWORKS_ALLOWED": LOOPBACK_NETWORKS,
     }
     for name in (
         "DATABASE_SECRET_ID",

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import httpx
 
+from service import egress
 from service.budget import BudgetGuard
 from service.errors import UpstreamError, UpstreamTimeout
 from service.observability import logger
@@ -39,6 +40,8 @@ class LlmTarget:
     base_url: str
     api_key: str
     model: str
+    # DESIGN §13: a URL typed by an org's admins (BYOK) goes through service.egress's guard.
+    egress_guarded: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,18 +111,26 @@ def _completion(provider: ProviderName, payload: Any, model: str) -> Completion:
 
 
 class LlmClient:
-    """One pooled httpx client per process, reused across warm invokes."""
+    """Pooled httpx clients per process, reused across warm invokes: one for the platform
+    endpoint, one (guarded, DESIGN §13) for BYOK targets."""
 
     def __init__(
         self,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        guarded_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._transport = transport
+        self._guarded_transport = guarded_transport
         self._client: httpx.Client | None = None
+        self._guarded_client: httpx.Client | None = None
         self._sleep = sleep
 
-    def _http(self) -> httpx.Client:
+    def _http(self, target: LlmTarget) -> httpx.Client:
+        if target.egress_guarded:
+            if self._guarded_client is None:
+                self._guarded_client = egress.guarded_client(self._guarded_transport)
+            return self._guarded_client
         if self._client is None:
             self._client = httpx.Client(transport=self._transport, follow_redirects=False)
         return self._client
@@ -127,12 +138,13 @@ class LlmClient:
     def _attempt(self, target: LlmTarget, system: str, user: str, timeout_s: float) -> Completion:
         url, headers, body = _request(target, system, user)
         try:
-            with self._http().stream("POST", url, headers=headers, json=body, timeout=timeout_s) as reply:
+            # A refused BYOK address raises InvalidRequest from here: not retried, not a 502.
+            with self._http(target).stream("POST", url, headers=headers, json=body, timeout=timeout_s) as reply:
                 if reply.status_code in RETRYABLE_STATUSES:
                     raise _Retryable(
                         f"HTTP {reply.status_code}", _retry_after_seconds(reply.headers.get("retry-after"))
                     )
-                if reply.status_code >= 400:
+                if reply.status_code >= 300:  # redirects are never followed (DESIGN §13.1)
                     raise UpstreamError("LLM provider refused the request", {"provider_status": reply.status_code})
                 chunks: list[bytes] = []
                 size = 0

@@ -72,6 +72,7 @@ def _byok_target(setting: dict[str, Any] | None, settings: Settings) -> LlmTarge
         base_url=normalise_base_url(base_url or PUBLIC_LLM_ENDPOINTS[provider]),
         api_key=api_key,
         model=model or DEFAULT_BYOK_MODELS[provider],
+        egress_guarded=True,  # the org's own URL: DESIGN §13
     )
 
 
