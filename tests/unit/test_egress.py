@@ -289,3 +289,17 @@ def test_tls_uses_the_hostname_while_the_socket_goes_to_the_checked_address(monk
     connected_to, server_hostname = seen[0]
     assert server_hostname == "localhost"  # SNI and certificate checks: the hostname
     assert ipaddress.ip_address(connected_to).is_loopback  # the socket: the IP literal that was judged
+
+
+def test_a_host_with_several_permitted_addresses_falls_back_to_the_next(monkeypatch):
+    """127.0.0.3 refuses the connection (nothing listens there), 127.0.0.2 takes it."""
+    opened = CountingListener("127.0.0.2")
+    try:
+        answer = [ipaddress.ip_address("127.0.0.3"), ipaddress.ip_address("127.0.0.2")]
+        monkeypatch.setattr(egress, "resolve_host", lambda host, port: answer)
+        backend = egress.GuardedBackend(lambda: LOOPBACK, tls=False)
+        stream = backend.connect_tcp("two-addresses.test", opened.port, timeout=2.0)
+        stream.close()
+        assert opened.accepted() == 1
+    finally:
+        opened.close()

@@ -155,20 +155,17 @@ class GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         addresses = permitted_addresses(host, port, self._allowed(), tls=self._tls)
-        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses:  # as socket.create_connection does, each with the whole timeout
+        *others, last = addresses  # never empty: permitted_addresses refuses an empty answer
+        for address in others:  # as socket.create_connection does, each with the whole timeout
             try:
                 return self._sockets.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
+                    str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # permitted_addresses never returns an empty list
-        raise failure
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue
+        return self._sockets.connect_tcp(
+            str(last), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
@@ -183,15 +180,15 @@ def _pooled_transport(backend: GuardedBackend) -> httpx.HTTPTransport:
     """An ``httpx.HTTPTransport`` whose connection pool opens its connections through ``backend``.
 
     httpx 0.28 takes no network backend, so the pool it built (no proxy, no connection yet) is
-    replaced by an identical one that has it; the transport's request and error mapping stay.
+    replaced by one with httpx's own defaults (TLS context, 100 connections, 20 kept alive for
+    5 s) and ``backend``; the transport's request and error mapping stay httpx's.
     """
-    transport = httpx.HTTPTransport(trust_env=False)
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+    transport = httpx.HTTPTransport()
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
         network_backend=backend,
     )
     return transport
