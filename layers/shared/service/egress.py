@@ -22,9 +22,11 @@ from typing import Any
 
 import httpcore
 import httpx
+from aws_lambda_powertools.metrics import MetricUnit
 
 from service.config import IpNetwork, get_settings
 from service.errors import InvalidRequest
+from service.observability import logger, metrics
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AllowList = Callable[[], Sequence[IpNetwork]]
@@ -128,7 +130,11 @@ def permitted_addresses(host: str, port: int, allowed: Iterable[IpNetwork], *, t
     """
     networks = tuple(allowed)
     addresses = resolve_host(host, port)
-    if not addresses or not all(may_connect(address, networks, tls=tls) for address in addresses):
+    refused = [str(a) for a in addresses if not may_connect(a, networks, tls=tls)]
+    if refused or not addresses:
+        # The operator's view: which host an org tried, and where it led (no path, no key).
+        logger.warning("BYOK base_url refused", extra={"host": host, "port": port, "tls": tls, "refused": refused})
+        metrics.add_metric(name="ByokUrlRefused", unit=MetricUnit.Count, value=1)
         raise refusal()
     return addresses
 
@@ -170,7 +176,7 @@ class GuardedBackend(httpcore.NetworkBackend):
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
     ) -> httpcore.NetworkStream:
-        raise refusal()
+        raise refusal()  # never asked for: no unix socket is configured
 
     def sleep(self, seconds: float) -> None:
         self._sockets.sleep(seconds)
