@@ -81,6 +81,11 @@ def token_counts(prompt_chars: int, text: str) -> tuple[int, int]:
     return max(1, prompt_chars // 4), max(1, len(text) // 4)
 
 
+# Where fake LLMs listen: what BYOK_PRIVATE_NETWORKS_ALLOWED must hold for a BYOK key pointing at
+# one to be used (DESIGN §13.2), in the tests and in `make run` / `make invoke`.
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
+
 class FakeLlmServer:
     """Start with :meth:`start`; ``base_url`` has no ``/v1`` (as PLATFORM_LLM_ENDPOINT).
 

@@ -49,6 +49,7 @@ from devtools.aws import (
     use_local_aws,
 )
 from devtools.events import http_event
+from devtools.fake_llm import LOOPBACK_NETWORKS
 from devtools.handlers import ROOT, FunctionSpec, function_specs, handler_of
 from devtools.lambda_context import LocalLambdaContext
 from devtools.postgres import start_postgres
@@ -57,7 +58,6 @@ DEFAULT_PORT = 3000
 TOKEN_SECRET = "local/internal-token"
 PLATFORM_LLM_SECRET = "local/platform-llm-key"
 BYOK_SECRET = "local/byok-passphrase"
-LOCAL_BYOK_NETWORKS = "127.0.0.0/8,::1/128"
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-latest"}
 # A blank secret is "not configured" (the template creates the platform secret as " " too).
 UNSET_SECRET_VALUE = " "
@@ -116,7 +116,7 @@ def function_environment(
         "IDEMPOTENCY_TTL_SECONDS": "900",
         # The local fake LLM and an --llm-endpoint on this machine are BYOK targets on loopback
         # (the team org's key); set the variable yourself to reach an LLM elsewhere on your network.
-        "BYOK_PRIVATE_NETWORKS_ALLOWED": os.environ.get("BYOK_PRIVATE_NETWORKS_ALLOWED", LOCAL_BYOK_NETWORKS),
+        "BYOK_PRIVATE_NETWORKS_ALLOWED": os.environ.get("BYOK_PRIVATE_NETWORKS_ALLOWED", LOOPBACK_NETWORKS),
     }
     if llm:
         env["PLATFORM_LLM_ENDPOINT"] = llm.endpoint

@@ -23,7 +23,7 @@ from devtools.aws import (
     start_moto,
     use_local_aws,
 )
-from devtools.fake_llm import FakeLlmServer
+from devtools.fake_llm import LOOPBACK_NETWORKS, FakeLlmServer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
 from service.db import database
@@ -36,7 +36,6 @@ PLATFORM_KEY = "sk-platform-test"
 PLATFORM_SECRET = "test/platform-llm-key"
 BYOK_PASSPHRASE = "byok passphrase for tests"
 BYOK_SECRET = "test/byok-passphrase"
-LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import ipaddress
 import httpcore
 import pytest
 
+from devtools.fake_llm import LOOPBACK_NETWORKS
 from service import egress
 from service.budget import BudgetGuard
 from service.config import Settings, parse_cidr_list
@@ -19,7 +20,7 @@ from service.errors import InternalError, InvalidRequest, UpstreamError
 from service.llm import LlmClient, LlmTarget
 from tests.integration.egress_support import CountingListener
 
-LOOPBACK = parse_cidr_list("127.0.0.0/8,::1/128")
+LOOPBACK = parse_cidr_list(LOOPBACK_NETWORKS)
 
 NOT_PUBLIC = [
     # IPv4: loopback, RFC 1918, link-local (cloud metadata), CGNAT, "this network", multicast,
