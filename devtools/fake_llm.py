@@ -142,8 +142,15 @@ def token_counts(prompt_chars: int, text: str) -> tuple[int, int]:
     return max(1, prompt_chars // 4), max(1, len(text) // 4)
 
 
+# Where fake LLMs listen: what BYOK_PRIVATE_NETWORKS_ALLOWED must hold for a BYOK key pointing at
+# one to be used (DESIGN §13.2), in the tests and in `make run` / `make invoke`.
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
+
 class FakeLlmServer:
     """Start with :meth:`start`; ``base_url`` has no ``/v1`` (as PLATFORM_LLM_ENDPOINT).
+
+    ``host`` is a loopback address (127.0.0.0/8); ``port`` 0 picks a free one.
 
     ``refuses_structured`` makes it a server without structured output: an OpenAI-compatible
     request carrying ``response_format`` gets 400 (naming it in ``error.param`` as OpenAI does,
@@ -152,7 +159,8 @@ class FakeLlmServer:
     honours tools.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self.port = host, port
         self.requests: list[RecordedRequest] = []
         self.script: deque[Step] = deque()
         self.completed_tokens = 0
@@ -169,7 +177,7 @@ class FakeLlmServer:
     @property
     def base_url(self) -> str:
         assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
 
     def reset(self) -> None:
         with self._lock:
@@ -235,7 +243,7 @@ class FakeLlmServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self.base_url

@@ -50,6 +50,7 @@ from devtools.aws import (
     use_local_aws,
 )
 from devtools.events import http_event
+from devtools.fake_llm import LOOPBACK_NETWORKS
 from devtools.handlers import ROOT, FunctionSpec, function_specs, handler_of
 from devtools.lambda_context import LocalLambdaContext
 from devtools.postgres import EmbeddedPostgres, start_postgres
@@ -122,6 +123,9 @@ def function_environment(
         "TRAVERSE_MAX_HOPS": "3",
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
         "IDEMPOTENCY_TTL_SECONDS": "900",
+        # The local fake LLM and an --llm-endpoint on this machine are BYOK targets on loopback
+        # (the team org's key); set the variable yourself to reach an LLM elsewhere on your network.
+        "BYOK_PRIVATE_NETWORKS_ALLOWED": os.environ.get("BYOK_PRIVATE_NETWORKS_ALLOWED", LOOPBACK_NETWORKS),
     }
     if llm and llm.provider == "bedrock":
         env[BEDROCK_ENDPOINT_VARIABLE] = llm.endpoint  # boto3 reads it; the role is moto's test identity

@@ -26,7 +26,7 @@ from devtools.aws import (
     start_moto,
     use_local_aws,
 )
-from devtools.fake_llm import FakeLlmServer
+from devtools.fake_llm import LOOPBACK_NETWORKS, FakeLlmServer
 from devtools.pgbouncer import PgBouncer, start_pgbouncer
 from devtools.postgres import EmbeddedPostgres, start_postgres, truncate_app_tables
 from service.config import get_settings
@@ -164,6 +164,8 @@ def service_env(
         "POWERTOOLS_METRICS_NAMESPACE": "Tests",
         "POWERTOOLS_SERVICE_NAME": "tests",
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+        # The fake LLMs listen on loopback over plain http (DESIGN §13.2).
+        "BYOK_PRIVATE_NETWORKS_ALLOWED": LOOPBACK_NETWORKS,
     }
     for name in (
         "DATABASE_SECRET_ID",

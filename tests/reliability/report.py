@@ -357,6 +357,25 @@ CASES: list[tuple[str, list[Section]]] = [
             ),
         ],
     ),
+    (
+        "14. BYOK base URLs that point inside the network",
+        [
+            Section(
+                "byok_egress_spellings",
+                "Every spelling of loopback as a BYOK host",
+                "test_byok_egress.py",
+                "A pro org (it has a platform key too) whose enabled BYOK key points at each spelling of loopback "
+                "listed in the next table, `BYOK_PRIVATE_NETWORKS_ALLOWED` empty. `refused`: 400 INVALID_REQUEST "
+                "with `details.reason` `byok_base_url_not_allowed` (direct invoke: `InvalidRequest`). "
+                "`connections_accepted`: connections accepted by real listeners on 127.0.0.1, 127.0.0.2, "
+                "127.1.2.3 and ::1, on the port every URL named (the kernel's backlog drained too); "
+                "`tcp_connects_attempted`: TCP connections httpcore was asked to open; `llm_requests`: requests "
+                "at the fake LLM (no platform call in the refused one's place). Target: 0 connections. DNS "
+                "rebinding, redirects and the allow-list per address: tests/integration/test_byok_egress.py.",
+            ),
+            Section("byok_egress_spelling_list", "The spellings tried", "test_byok_egress.py", ""),
+        ],
+    ),
 ]
 
 FIXED = "fixed in 6ab9f7d: now a plain test"

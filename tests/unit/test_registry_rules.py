@@ -192,20 +192,36 @@ def test_a_well_formed_setting_is_parsed_with_blank_optionals_as_absent():
         (ByokSetting("OpenAI", "k", None, None), ("openai", "https://api.openai.com", "gpt-4o-mini")),
         (
             ByokSetting("together", "k", None, None),
-            ("openai", "https://api.openai.com", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+            ("openai", "https://api.together.xyz", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
         ),
+        (
+            ByokSetting("Fireworks", "k", None, None),
+            ("openai", "https://api.fireworks.ai/inference", "accounts/fireworks/models/llama-v3p3-70b-instruct"),
+        ),
+        (ByokSetting("my-gateway", "k", None, None), ("openai", "https://api.openai.com", "gpt-4o-mini")),
         (ByokSetting("Claude", "k", None, None), ("anthropic", "https://api.anthropic.com", "claude-3-5-haiku-latest")),
         (
             ByokSetting("anthropic", "k", "https://proxy.example.com/v1", "claude-x"),
             ("anthropic", "https://proxy.example.com", "claude-x"),
         ),
     ],
-    ids=["together", "fireworks", "custom", "openai-default", "together-no-url", "claude", "anthropic-proxy"],
+    ids=[
+        "together",
+        "fireworks",
+        "custom",
+        "openai-default",
+        "together-no-url",
+        "fireworks-no-url",
+        "custom-no-url",
+        "claude",
+        "anthropic-proxy",
+    ],
 )
 def test_targets(setting: ByokSetting, expected: tuple[str, str, str]):
     target = byok_target(setting, "sk-plain")
     assert (target.provider, target.base_url, target.model) == expected
     assert target.api_key == "sk-plain"
+    assert target.egress_guarded  # an org's URL always goes through the guard (DESIGN §13)
 
 
 @pytest.mark.parametrize("plan", ["free", "pro"])

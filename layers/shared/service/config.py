@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -10,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from service.errors import InternalError
+from service.observability import logger
 
 TRAVERSE_WALL_BOUNDS_MS = (500, 30_000)
 TRAVERSE_HOPS_BOUNDS = (1, 16)
@@ -31,6 +33,8 @@ DEFAULT_PLATFORM_MODEL = "gpt-4o-mini"
 # template.yaml repeats this id for its IAM grant (a unit test keeps the two equal).
 DEFAULT_BEDROCK_MODEL = "amazon.nova-lite-v1:0"
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def clamp(value: int, low: int, high: int) -> int:
@@ -58,6 +62,23 @@ def normalise_base_url(url: str) -> str:
     if url.endswith("/v1"):
         url = url[: -len("/v1")]
     return url
+
+
+def parse_cidr_list(raw: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated CIDRs (DESIGN §13.2); ``ValueError`` names the first that is not one.
+
+    Host bits must be zero (``127.0.0.1/8`` is refused): a network that does not say what it
+    means is a configuration mistake, not something to guess at.
+    """
+    networks = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=True))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not a CIDR network (host bits must be zero)") from None
+    return tuple(networks)
 
 
 class Settings(BaseModel):
@@ -92,10 +113,18 @@ class Settings(BaseModel):
     # reply is replayed (0: off).
     idempotency_table_name: str | None = None
     idempotency_ttl_seconds: int = Field(default=DEFAULT_IDEMPOTENCY_TTL_SECONDS, ge=0)
+    # DESIGN §13.2: networks a BYOK base_url may reach although they are not public (plain
+    # http included). Empty in AWS; loopback for local runs and tests.
+    byok_private_networks_allowed: tuple[IpNetwork, ...] = ()
 
     @property
     def idempotency_enabled(self) -> bool:
         return self.idempotency_table_name is not None and self.idempotency_ttl_seconds > 0
+
+    @field_validator("byok_private_networks_allowed", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: object) -> object:
+        return parse_cidr_list(value) if isinstance(value, str) else value
 
     @field_validator("platform_llm_endpoint")
     @classmethod
@@ -135,6 +164,7 @@ class Settings(BaseModel):
                 env.get("TRAVERSE_MAX_HOPS"), DEFAULT_TRAVERSE_MAX_HOPS, TRAVERSE_HOPS_BOUNDS
             ),
             "idempotency_table_name": opt("IDEMPOTENCY_TABLE_NAME"),
+            "byok_private_networks_allowed": env.get("BYOK_PRIVATE_NETWORKS_ALLOWED", ""),
         }
         for name, field in (
             ("INTERNAL_TOKEN_CACHE_SECONDS", "token_cache_seconds"),
@@ -148,6 +178,8 @@ class Settings(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             fields = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+            # The reply names the fields; the log says what is wrong with them.
+            logger.error("Service configuration is invalid", extra={"problems": [err["msg"] for err in exc.errors()]})
             raise InternalError("Service configuration is invalid", {"fields": fields}) from None
 
 

@@ -38,6 +38,12 @@ DEFAULT_BYOK_MODELS = {
     "fireworks": "accounts/fireworks/models/llama-v3p3-70b-instruct",
 }
 DEFAULT_OPENAI_COMPATIBLE_MODEL = "gpt-4o-mini"
+# A known OpenAI-compatible vendor named without a ``base_url`` is called at its own public URL, so
+# its key never travels to another vendor; an unknown name without one goes to OpenAI's.
+DEFAULT_BYOK_ENDPOINTS = {
+    "together": "https://api.together.xyz",
+    "fireworks": "https://api.fireworks.ai/inference",
+}
 BYOK_UNDECRYPTABLE = "BYOK key could not be decrypted"
 
 
@@ -133,11 +139,14 @@ def parse_byok_setting(setting: dict[str, Any] | None) -> ByokSetting | None:
 def byok_target(setting: ByokSetting, api_key: str) -> LlmTarget:
     """Where the org's decrypted key is sent (DESIGN §10.3.4)."""
     wire = byok_wire_format(setting.provider)
+    name = setting.provider.lower()
+    default_url = DEFAULT_BYOK_ENDPOINTS.get(name, PUBLIC_LLM_ENDPOINTS[wire])
     return LlmTarget(
         provider=wire,
-        base_url=normalise_base_url(setting.base_url or PUBLIC_LLM_ENDPOINTS[wire]),
+        base_url=normalise_base_url(setting.base_url or default_url),
         api_key=api_key,
-        model=setting.model or DEFAULT_BYOK_MODELS.get(setting.provider.lower(), DEFAULT_OPENAI_COMPATIBLE_MODEL),
+        model=setting.model or DEFAULT_BYOK_MODELS.get(name, DEFAULT_OPENAI_COMPATIBLE_MODEL),
+        egress_guarded=True,  # the URL is the org's admins' (DESIGN §13)
     )
 
 

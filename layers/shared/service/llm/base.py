@@ -25,6 +25,8 @@ class LlmTarget:
     base_url: str
     api_key: str
     model: str
+    # DESIGN §13: a URL typed by an org's admins (BYOK) goes through service.egress's guard.
+    egress_guarded: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from service import egress
 from service.budget import BudgetGuard
 from service.errors import InternalError, UpstreamError, UpstreamTimeout
 from service.llm.anthropic_format import AnthropicFormat
@@ -128,15 +129,19 @@ def _timeout_step(seconds: float) -> float:
 
 
 class LlmClient:
-    """One pooled httpx client and a few boto3 clients per process, reused across warm invokes."""
+    """Pooled httpx clients (one for the platform endpoint, one guarded for BYOK targets, DESIGN
+    §13) and a few boto3 clients per process, reused across warm invokes."""
 
     def __init__(
         self,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        guarded_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._transport = transport
+        self._guarded_transport = guarded_transport
         self._client: httpx.Client | None = None
+        self._guarded_client: httpx.Client | None = None
         self._sleep = sleep
         self._lock = threading.Lock()
         self._bedrock_clients: OrderedDict[tuple[float, str | None, str | None], Any] = OrderedDict()
@@ -145,7 +150,12 @@ class LlmClient:
     # --- the one place a target's transport is chosen -------------------------------------
 
     def _http_for(self, target: LlmTarget) -> httpx.Client:
-        """The httpx client that calls ``target`` (all HTTP targets share one pool today)."""
+        """The httpx client that calls ``target``: BYOK URLs go through the egress guard, which
+        judges the address actually connected to; the operator's platform endpoint does not."""
+        if target.egress_guarded:
+            if self._guarded_client is None:
+                self._guarded_client = egress.guarded_client(self._guarded_transport)
+            return self._guarded_client
         if self._client is None:
             self._client = httpx.Client(transport=self._transport, follow_redirects=False)
         return self._client
@@ -187,9 +197,12 @@ class LlmClient:
     def _send_http(self, target: LlmTarget, wire: HttpWireFormat, body: dict[str, Any], timeout_s: float) -> Any:
         http = self._http_for(target)
         try:
+            # A refused BYOK address raises InvalidRequest from here: not retried, not a 502.
             with http.stream(
                 "POST", wire.url(target), headers=wire.headers(target), json=body, timeout=timeout_s
             ) as reply:
+                if 300 <= reply.status_code < 400:  # redirects are never followed (DESIGN §13.1)
+                    raise UpstreamError("LLM provider refused the request", {"provider_status": reply.status_code})
                 if reply.status_code >= 400:
                     raw = b""
                     for chunk in reply.iter_bytes():
