@@ -45,7 +45,7 @@ def assert_refused(status: int, body: dict[str, Any]) -> None:
 
 
 def reservations(db: Any) -> int:
-    return int(db.run("SELECT count(*) FROM usage_reservations")[0][0])
+    return int(db.run("SELECT count(*) FROM contract_drift.usage_reservations")[0][0])
 
 
 @pytest.fixture
