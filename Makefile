@@ -83,7 +83,7 @@ sam-check: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM_VENV)/bin/cfn-lint $(PROXY_TEMPLATE)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build --build-dir $(SAM_BUILD_DIR)
 
-# Every benchmark of docs/benchmarks.md at full size (about ten minutes; rewrites that file).
+# Every benchmark of docs/benchmarks.md at full size (about twenty minutes on 2 cores; rewrites that file).
 # Not part of `make test`, which runs the smoke sizes (tests/integration/test_bench_smoke.py).
 bench: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/python -m bench $(ARGS)

@@ -137,7 +137,7 @@ def render(results: list[BenchResult], machine: dict[str, Any], command: str = C
         "in the same run on the same machine (absolute times on a shared machine are noisy), or a bound "
         "stated next to its baseline.",
         "",
-        f"Reproduce: `{command}` (full sizes, about ten minutes, rewrites this file). "
+        f"Reproduce: `{command}` (full sizes, about twenty minutes on 2 cores, rewrites this file). "
         "`.venv/bin/python -m bench --smoke` runs tiny sizes in seconds; `tests/integration/test_bench_smoke.py` "
         "runs that inside `make test`.",
         "",

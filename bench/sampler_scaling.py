@@ -138,7 +138,7 @@ def _report(sizes: Sizes, measured: list[dict[str, Any]], skipped: list[int], pe
     literal_growth = last["literal_median_ms"] / first["literal_median_ms"]
     templated_growth = last["templated_median_ms"] / first["templated_median_ms"]
     span = f"{first['rows']:,} → {last['rows']:,} rows"
-    result = BenchResult(key="sampler_scaling", title="10. Sampler latency as runtime_captures grows")
+    result = BenchResult(key="sampler_scaling", title="12. Sampler latency as runtime_captures grows")
     result.checks = [
         Check(
             f"literal endpoints: median at {last['rows']:,} / at {first['rows']:,} rows",
